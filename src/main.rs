@@ -1,1 +1,49 @@
-fn main() {}
+//! The command line: parse, set up logging, hand over to the library.
+
+use clap::{Parser, Subcommand};
+use r2_broker::config::Settings;
+
+/// r2-broker: presigned direct-to-R2/S3 uploads with JWT auth, atomic quotas and
+/// HeadObject-verified asset records. Every option is also an environment variable.
+#[derive(Parser)]
+#[command(name = "r2-broker", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default)
+    Serve,
+    /// Run the database migrations and exit
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.settings.validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("r2-broker: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    r2_broker::telemetry::init(config.log_json);
+    tracing::info!(config = %config.summary(), "starting");
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => r2_broker::serve(config).await,
+        Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "r2-broker failed");
+            eprintln!("r2-broker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

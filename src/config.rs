@@ -1,0 +1,411 @@
+//! Configuration: every setting is an environment variable (API.md "Configuration") with a
+//! flag of the same meaning, documented in `r2-broker --help`. `Settings` is the raw input;
+//! `Settings::validate` turns it into a typed `Config` or an error naming the variable, so a
+//! bad deployment fails at start rather than on the first request.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::profiles::Profiles;
+
+/// The raw settings, as given by flags or environment variables. All optional here so tests
+/// can build one with `Settings { .., ..Default::default() }`; `validate` applies defaults.
+/// No `Debug`: it holds secrets in the clear.
+#[derive(Clone, Default, Args)]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "BROKER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// PostgreSQL connection URL (required); migrations run at start
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com (required)
+    #[arg(long, env = "S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Bucket for all objects (required)
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Signing region [default: auto]
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Store access key id (required)
+    #[arg(long, env = "S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Store secret access key (required)
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// `r2` or `s3`: what the store supports (`r2` has no POST policy) [default: r2]
+    #[arg(long, env = "S3_PROVIDER")]
+    pub s3_provider: Option<String>,
+    /// Public URL of the bucket, used for download URLs of `public` profiles
+    #[arg(long, env = "S3_PUBLIC_BASE_URL", value_name = "URL")]
+    pub s3_public_base_url: Option<String>,
+    /// HS256 shared secret (at least 32 bytes)
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key for RS256 / ES256 / EdDSA tokens
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_name = "PATH")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// When set, tokens must carry this `iss`
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// When set, tokens must carry this `aud`
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Scope that may act for any owner and call /v1/admin/* [default: broker:admin]
+    #[arg(long, env = "BROKER_ADMIN_SCOPE")]
+    pub admin_scope: Option<String>,
+    /// Path of the profiles TOML file (a built-in `default` profile always exists)
+    #[arg(long, env = "BROKER_PROFILES", value_name = "PATH")]
+    pub profiles: Option<PathBuf>,
+    /// Byte quota of an owner with none set [default: 10737418240]
+    #[arg(long, env = "BROKER_DEFAULT_QUOTA_BYTES", value_name = "BYTES")]
+    pub default_quota_bytes: Option<String>,
+    /// Object quota of an owner with none set [default: 100000]
+    #[arg(long, env = "BROKER_DEFAULT_QUOTA_OBJECTS", value_name = "N")]
+    pub default_quota_objects: Option<String>,
+    /// PostgreSQL connections in the pool [default: 4 per CPU core, at least 8]
+    #[arg(long, env = "BROKER_DB_POOL_SIZE", value_name = "N")]
+    pub db_pool_size: Option<String>,
+    /// HTTP worker threads [default: one per CPU core]
+    #[arg(long, env = "BROKER_WORKERS", value_name = "N")]
+    pub workers: Option<String>,
+    /// Comma-separated origins allowed by CORS on the API, or `*` [default: none]
+    #[arg(long, env = "BROKER_CORS_ORIGINS", value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// Requests per second allowed per owner; unset or 0 disables rate limiting
+    #[arg(long, env = "BROKER_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub rate_limit_per_second: Option<String>,
+    /// Burst allowed above the per-second rate [default: 2 x the rate]
+    #[arg(long, env = "BROKER_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<String>,
+    /// Seconds between two passes of the background reaper; 0 disables it [default: 60]
+    #[arg(long, env = "BROKER_REAPER_INTERVAL", value_name = "SECS")]
+    pub reaper_interval: Option<String>,
+    /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
+    #[arg(long, env = "BROKER_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn bad(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { variable, reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    R2,
+    S3,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// Scheme and authority, no trailing slash; the host presigned URLs are signed for.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub provider: Provider,
+    /// No trailing slash.
+    pub public_base_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub secret: Option<SecretString>,
+    pub public_key_pem: Option<Vec<u8>>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub admin_scope: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: SecretString,
+    pub s3: S3Config,
+    pub jwt: JwtConfig,
+    pub profiles: Profiles,
+    pub default_quota_bytes: i64,
+    pub default_quota_objects: i64,
+    pub db_pool_size: usize,
+    pub workers: usize,
+    pub cors_origins: Vec<String>,
+    pub rate_limit: Option<RateLimit>,
+    /// `None` disables the background reaper (it can still run as `r2-broker reap`).
+    pub reaper_interval: Option<std::time::Duration>,
+    pub log_json: bool,
+}
+
+fn required(value: &Option<String>, variable: &'static str) -> Result<String, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v.to_owned()),
+        _ => Err(bad(variable, "is required")),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: &Option<String>, variable: &'static str, default: T) -> Result<T, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse().map_err(|_| bad(variable, format!("{v:?} is not a valid number"))),
+    }
+}
+
+/// `scheme://authority` with no path, query or trailing slash.
+fn base_url(value: &str, variable: &'static str) -> Result<String, ConfigError> {
+    let v = value.trim_end_matches('/');
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| bad(variable, "must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(bad(variable, "must be a URL like https://host[:port]"));
+    }
+    Ok(v.to_owned())
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let listen = self.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
+        if !listen.contains(':') {
+            return Err(bad("BROKER_LISTEN", "must be HOST:PORT"));
+        }
+        let database_url = required(&self.database_url, "DATABASE_URL")?;
+        database_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|_| bad("DATABASE_URL", "is not a valid PostgreSQL URL"))?;
+
+        let endpoint = base_url(&required(&self.s3_endpoint, "S3_ENDPOINT")?, "S3_ENDPOINT")?;
+        if endpoint.strip_prefix("https://").or(endpoint.strip_prefix("http://")).is_some_and(|r| r.contains('/')) {
+            return Err(bad("S3_ENDPOINT", "must not have a path (the bucket is S3_BUCKET)"));
+        }
+        let bucket = required(&self.s3_bucket, "S3_BUCKET")?;
+        if !(3..=63).contains(&bucket.len())
+            || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return Err(bad("S3_BUCKET", "must be 3 to 63 characters of a-z 0-9 . -"));
+        }
+        let provider = match self.s3_provider.as_deref().map(str::trim) {
+            None | Some("") | Some("r2") => Provider::R2,
+            Some("s3") => Provider::S3,
+            Some(other) => return Err(bad("S3_PROVIDER", format!("{other:?} is not `r2` or `s3`"))),
+        };
+        let public_base_url = match self.s3_public_base_url.as_deref() {
+            None | Some("") => None,
+            Some(v) => Some(base_url(v, "S3_PUBLIC_BASE_URL")?),
+        };
+        let s3 = S3Config {
+            endpoint,
+            bucket,
+            region: self.s3_region.clone().filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "auto".into()),
+            access_key_id: required(&self.s3_access_key_id, "S3_ACCESS_KEY_ID")?,
+            secret_access_key: required(&self.s3_secret_access_key, "S3_SECRET_ACCESS_KEY")?.into(),
+            provider,
+            public_base_url,
+        };
+
+        let secret = self.jwt_secret.clone().filter(|s| !s.is_empty());
+        if let Some(s) = &secret
+            && s.len() < 32
+        {
+            return Err(bad("JWT_SECRET", "must be at least 32 bytes (HS256 needs a strong key)"));
+        }
+        let public_key_pem = match &self.jwt_public_key_file {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {}: {e}", path.display())))?,
+            ),
+        };
+        if secret.is_none() && public_key_pem.is_none() {
+            return Err(bad("JWT_SECRET", "at least one of JWT_SECRET and JWT_PUBLIC_KEY_FILE is required"));
+        }
+        let jwt = JwtConfig {
+            secret: secret.map(SecretString::from),
+            public_key_pem,
+            issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
+            audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
+            admin_scope: self.admin_scope.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "broker:admin".into()),
+        };
+        // Parse the key now so a bad PEM fails at start, naming the variable.
+        crate::auth::Verifier::new(&jwt).map_err(|e| bad("JWT_PUBLIC_KEY_FILE", e.to_string()))?;
+
+        let profiles = match &self.profiles {
+            None => Profiles::builtin(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad("BROKER_PROFILES", format!("cannot read {}: {e}", path.display())))?;
+                Profiles::from_toml(&text).map_err(|e| bad("BROKER_PROFILES", e))?
+            }
+        };
+        if s3.public_base_url.is_some() || profiles.iter().any(|p| p.public) {
+            profiles.check_public_profiles().map_err(|e| bad("BROKER_PROFILES", e))?;
+        }
+
+        let default_quota_bytes = number(&self.default_quota_bytes, "BROKER_DEFAULT_QUOTA_BYTES", 10_737_418_240i64)?;
+        let default_quota_objects = number(&self.default_quota_objects, "BROKER_DEFAULT_QUOTA_OBJECTS", 100_000i64)?;
+        if default_quota_bytes < 0 {
+            return Err(bad("BROKER_DEFAULT_QUOTA_BYTES", "must be >= 0"));
+        }
+        if default_quota_objects < 0 {
+            return Err(bad("BROKER_DEFAULT_QUOTA_OBJECTS", "must be >= 0"));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let db_pool_size = number(&self.db_pool_size, "BROKER_DB_POOL_SIZE", (cores * 4).max(8))?;
+        if db_pool_size == 0 {
+            return Err(bad("BROKER_DB_POOL_SIZE", "must be at least 1"));
+        }
+        let workers = number(&self.workers, "BROKER_WORKERS", cores)?;
+        if workers == 0 {
+            return Err(bad("BROKER_WORKERS", "must be at least 1"));
+        }
+        let cors_origins = self
+            .cors_origins
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for o in &cors_origins {
+            if o != "*" {
+                base_url(o, "BROKER_CORS_ORIGINS")?;
+            }
+        }
+        let per_second = number(&self.rate_limit_per_second, "BROKER_RATE_LIMIT_PER_SECOND", 0u32)?;
+        let rate_limit = (per_second > 0)
+            .then(|| {
+                number(&self.rate_limit_burst, "BROKER_RATE_LIMIT_BURST", per_second.saturating_mul(2))
+                    .map(|burst| RateLimit { per_second, burst: burst.max(1) })
+            })
+            .transpose()?;
+        let reaper_secs = number(&self.reaper_interval, "BROKER_REAPER_INTERVAL", 60u64)?;
+        let log_json = match self.log_format.as_deref().map(str::trim) {
+            None | Some("") | Some("text") => false,
+            Some("json") => true,
+            Some(other) => return Err(bad("BROKER_LOG_FORMAT", format!("{other:?} is not `text` or `json`"))),
+        };
+
+        Ok(Config {
+            listen,
+            database_url: database_url.into(),
+            s3,
+            jwt,
+            profiles,
+            default_quota_bytes,
+            default_quota_objects,
+            db_pool_size,
+            workers,
+            cors_origins,
+            rate_limit,
+            reaper_interval: (reaper_secs > 0).then(|| std::time::Duration::from_secs(reaper_secs)),
+            log_json,
+        })
+    }
+}
+
+impl Config {
+    /// A one-line description for the start-up log: no secrets, no password.
+    pub fn summary(&self) -> String {
+        let db = self
+            .database_url
+            .expose_secret()
+            .parse::<tokio_postgres::Config>()
+            .map(|c| {
+                let hosts = c.get_hosts().iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(",");
+                format!("{hosts}/{}", c.get_dbname().unwrap_or("?"))
+            })
+            .unwrap_or_default();
+        format!(
+            "listen={} db={} s3={} bucket={} provider={:?} profiles={} jwt={}{}",
+            self.listen,
+            db,
+            self.s3.endpoint,
+            self.s3.bucket,
+            self.s3.provider,
+            self.profiles.names().join(","),
+            if self.jwt.secret.is_some() { "hs256" } else { "" },
+            if self.jwt.public_key_pem.is_some() { "+public-key" } else { "" },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Settings {
+        Settings {
+            database_url: Some("postgres://u:p@127.0.0.1:5432/db".into()),
+            s3_endpoint: Some("https://acct.r2.cloudflarestorage.com/".into()),
+            s3_bucket: Some("media".into()),
+            s3_access_key_id: Some("AK".into()),
+            s3_secret_access_key: Some("SK".into()),
+            jwt_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn minimal_settings_get_the_documented_defaults() {
+        let c = minimal().validate().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.s3.endpoint, "https://acct.r2.cloudflarestorage.com");
+        assert_eq!(c.s3.region, "auto");
+        assert_eq!(c.s3.provider, Provider::R2);
+        assert_eq!(c.jwt.admin_scope, "broker:admin");
+        assert_eq!(c.default_quota_bytes, 10_737_418_240);
+        assert_eq!(c.default_quota_objects, 100_000);
+        assert!(c.rate_limit.is_none());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        type Case = (fn(&mut Settings), &'static str);
+        let cases: Vec<Case> = vec![
+            (|s| s.database_url = None, "DATABASE_URL"),
+            (|s| s.database_url = Some("not a url::".into()), "DATABASE_URL"),
+            (|s| s.s3_endpoint = Some("ftp://x".into()), "S3_ENDPOINT"),
+            (|s| s.s3_bucket = Some("A_B".into()), "S3_BUCKET"),
+            (|s| s.s3_secret_access_key = None, "S3_SECRET_ACCESS_KEY"),
+            (|s| s.s3_provider = Some("gcs".into()), "S3_PROVIDER"),
+            (|s| s.jwt_secret = None, "JWT_SECRET"),
+            (|s| s.jwt_secret = Some("short".into()), "JWT_SECRET"),
+            (|s| s.jwt_public_key_file = Some("/nonexistent.pem".into()), "JWT_PUBLIC_KEY_FILE"),
+            (|s| s.default_quota_bytes = Some("ten".into()), "BROKER_DEFAULT_QUOTA_BYTES"),
+            (|s| s.default_quota_objects = Some("-1".into()), "BROKER_DEFAULT_QUOTA_OBJECTS"),
+            (|s| s.profiles = Some("/nonexistent.toml".into()), "BROKER_PROFILES"),
+            (|s| s.log_format = Some("xml".into()), "BROKER_LOG_FORMAT"),
+        ];
+        for (change, variable) in cases {
+            let mut s = minimal();
+            change(&mut s);
+            let err = s.validate().unwrap_err();
+            assert_eq!(err.variable, variable, "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_or_summary() {
+        let c = minimal().validate().unwrap();
+        let text = format!("{c:?} {}", c.summary());
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert!(!text.contains("u:p@"), "{text}");
+        assert!(!text.contains("\"SK\""), "{text}");
+    }
+}

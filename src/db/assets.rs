@@ -1,0 +1,119 @@
+//! Asset records: written by `uploads::COMPLETE`, read, listed and deleted here.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::DbError;
+
+#[derive(Debug, Clone)]
+pub struct AssetRow {
+    pub owner: String,
+    pub id: Uuid,
+    pub upload_id: Uuid,
+    pub profile: String,
+    pub key: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub checksum_sha256: Option<String>,
+    pub etag: Option<String>,
+    pub metadata: serde_json::Value,
+    pub visibility: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AssetRow {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            owner: row.try_get("owner")?,
+            id: row.try_get("id")?,
+            upload_id: row.try_get("upload_id")?,
+            profile: row.try_get("profile")?,
+            key: row.try_get("key")?,
+            filename: row.try_get("filename")?,
+            content_type: row.try_get("content_type")?,
+            size: row.try_get("size")?,
+            checksum_sha256: row.try_get("checksum_sha256")?,
+            etag: row.try_get("etag")?,
+            metadata: row.try_get("metadata")?,
+            visibility: row.try_get("visibility")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+fn rows(rows: Vec<Row>) -> Result<Vec<AssetRow>, DbError> {
+    Ok(rows.iter().map(AssetRow::from_row).collect::<Result<_, _>>()?)
+}
+
+pub const GET_ASSET: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
+     etag, metadata, visibility, created_at from assets where owner = $1 and id = $2";
+
+pub async fn get(pool: &Pool, owner: &str, id: Uuid) -> Result<Option<AssetRow>, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(GET_ASSET).await?;
+    Ok(client.query_opt(&stmt, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+}
+
+pub const GET_ASSET_BY_UPLOAD: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, \
+     checksum_sha256, etag, metadata, visibility, created_at from assets where owner = $1 and upload_id = $2";
+
+pub async fn get_by_upload(pool: &Pool, owner: &str, upload_id: Uuid) -> Result<Option<AssetRow>, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(GET_ASSET_BY_UPLOAD).await?;
+    Ok(client.query_opt(&stmt, &[&owner, &upload_id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+}
+
+pub const GET_ASSETS: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
+     etag, metadata, visibility, created_at from assets where owner = $1 and id = any($2)";
+
+/// Several assets of one owner at once (gallery download URLs); unknown ids are skipped.
+pub async fn get_many(pool: &Pool, owner: &str, ids: &[Uuid]) -> Result<Vec<AssetRow>, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(GET_ASSETS).await?;
+    rows(client.query(&stmt, &[&owner, &ids]).await?)
+}
+
+/// Keyset pagination, newest first: `(created_at, id) < cursor`. The first page uses a
+/// cursor past every row (see `Cursor::START`), so there is one statement per filter.
+pub const LIST_NEWEST: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
+     etag, metadata, visibility, created_at from assets \
+     where owner = $1 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4";
+
+pub const LIST_NEWEST_IN_PROFILE: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, \
+     checksum_sha256, etag, metadata, visibility, created_at from assets \
+     where owner = $1 and profile = $5 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4";
+
+pub async fn list(
+    pool: &Pool,
+    owner: &str,
+    before: (DateTime<Utc>, Uuid),
+    limit: i64,
+    profile: Option<&str>,
+) -> Result<Vec<AssetRow>, DbError> {
+    let client = pool.get().await?;
+    let found = match profile {
+        None => {
+            let stmt = client.prepare_cached(LIST_NEWEST).await?;
+            client.query(&stmt, &[&owner, &before.0, &before.1, &limit]).await?
+        }
+        Some(p) => {
+            let stmt = client.prepare_cached(LIST_NEWEST_IN_PROFILE).await?;
+            client.query(&stmt, &[&owner, &before.0, &before.1, &limit, &p]).await?
+        }
+    };
+    rows(found)
+}
+
+/// Deletes the record and gives its bytes back to the owner's usage, in one statement.
+pub const DELETE_ASSET: &str = "with gone as (delete from assets where owner = $1 and id = $2 returning owner, size) \
+     update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
+       from gone g where o.owner = g.owner returning 1";
+
+pub async fn delete(pool: &Pool, owner: &str, id: Uuid) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(DELETE_ASSET).await?;
+    Ok(client.execute(&stmt, &[&owner, &id]).await? > 0)
+}

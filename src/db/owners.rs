@@ -1,0 +1,70 @@
+//! Owner rows: quotas and running totals.
+
+use deadpool_postgres::Pool;
+
+use super::DbError;
+
+/// Usage as stored; `quota_*` are null when the owner has none set (the default applies).
+#[derive(Debug, Clone, Default)]
+pub struct UsageRow {
+    pub used_bytes: i64,
+    pub used_objects: i64,
+    pub reserved_bytes: i64,
+    pub reserved_objects: i64,
+    pub quota_bytes: Option<i64>,
+    pub quota_objects: Option<i64>,
+}
+
+impl UsageRow {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            used_bytes: row.try_get("used_bytes")?,
+            used_objects: row.try_get("used_objects")?,
+            reserved_bytes: row.try_get("reserved_bytes")?,
+            reserved_objects: row.try_get("reserved_objects")?,
+            quota_bytes: row.try_get("quota_bytes")?,
+            quota_objects: row.try_get("quota_objects")?,
+        })
+    }
+}
+
+/// Creates the owner's row on first use; a no-op afterwards.
+pub const ENSURE_OWNER: &str = "insert into owners (owner) values ($1) on conflict (owner) do nothing";
+
+pub async fn ensure_owner(pool: &Pool, owner: &str) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(ENSURE_OWNER).await?;
+    client.execute(&stmt, &[&owner]).await?;
+    Ok(())
+}
+
+pub const GET_USAGE: &str = "select used_bytes, used_objects, reserved_bytes, reserved_objects, quota_bytes, quota_objects \
+     from owners where owner = $1";
+
+/// An owner never seen has no row: all zeros and the default quota.
+pub async fn get_usage(pool: &Pool, owner: &str) -> Result<UsageRow, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(GET_USAGE).await?;
+    match client.query_opt(&stmt, &[&owner]).await? {
+        Some(row) => Ok(UsageRow::from_row(&row)?),
+        None => Ok(UsageRow::default()),
+    }
+}
+
+/// A null parameter keeps the current value (API.md: a field left out is unchanged).
+pub const SET_QUOTA: &str = "insert into owners as o (owner, quota_bytes, quota_objects) values ($1, $2, $3) \
+     on conflict (owner) do update set quota_bytes = coalesce($2, o.quota_bytes), \
+                                       quota_objects = coalesce($3, o.quota_objects) \
+     returning used_bytes, used_objects, reserved_bytes, reserved_objects, quota_bytes, quota_objects";
+
+pub async fn set_quota(
+    pool: &Pool,
+    owner: &str,
+    quota_bytes: Option<i64>,
+    quota_objects: Option<i64>,
+) -> Result<UsageRow, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(SET_QUOTA).await?;
+    let row = client.query_one(&stmt, &[&owner, &quota_bytes, &quota_objects]).await?;
+    Ok(UsageRow::from_row(&row)?)
+}

@@ -1,0 +1,221 @@
+//! Upload intents and the quota reservation that comes with each.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::DbError;
+use super::assets::AssetRow;
+
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub owner: String,
+    pub id: Uuid,
+    pub profile: String,
+    pub method: String,
+    pub status: String,
+    pub key: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub checksum_sha256: Option<String>,
+    pub metadata: serde_json::Value,
+    pub multipart_upload_id: Option<String>,
+    pub part_size: Option<i64>,
+    pub part_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub complete_by: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub asset_id: Option<Uuid>,
+    pub cleaned: bool,
+}
+
+impl UploadRow {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            owner: row.try_get("owner")?,
+            id: row.try_get("id")?,
+            profile: row.try_get("profile")?,
+            method: row.try_get("method")?,
+            status: row.try_get("status")?,
+            key: row.try_get("key")?,
+            filename: row.try_get("filename")?,
+            content_type: row.try_get("content_type")?,
+            size: row.try_get("size")?,
+            checksum_sha256: row.try_get("checksum_sha256")?,
+            metadata: row.try_get("metadata")?,
+            multipart_upload_id: row.try_get("multipart_upload_id")?,
+            part_size: row.try_get("part_size")?,
+            part_count: row.try_get("part_count")?,
+            expires_at: row.try_get("expires_at")?,
+            complete_by: row.try_get("complete_by")?,
+            created_at: row.try_get("created_at")?,
+            asset_id: row.try_get("asset_id")?,
+            cleaned: row.try_get("cleaned")?,
+        })
+    }
+}
+
+/// What a new intent needs; the id and key are made by the workflow.
+#[derive(Debug)]
+pub struct NewUpload<'a> {
+    pub owner: &'a str,
+    pub id: Uuid,
+    pub profile: &'a str,
+    pub method: &'a str,
+    pub key: &'a str,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub checksum_sha256: Option<&'a str>,
+    pub metadata: &'a serde_json::Value,
+    pub part_size: Option<i64>,
+    pub part_count: Option<i32>,
+    pub expires_at: DateTime<Utc>,
+    pub complete_by: DateTime<Utc>,
+}
+
+/// The reservation and the upload row in one statement: the UPDATE takes the owner's row
+/// lock and re-checks the quota on the newest row version, so concurrent creates cannot
+/// overshoot; the INSERT only happens when the UPDATE matched, and both commit together.
+/// No row back means: refused, or the owner has no row yet.
+pub const RESERVE_AND_INSERT: &str = "with reserved as ( \
+       update owners set reserved_bytes = reserved_bytes + $8, reserved_objects = reserved_objects + 1 \
+        where owner = $1 \
+          and used_bytes + reserved_bytes + $8 <= coalesce(quota_bytes, $15) \
+          and used_objects + reserved_objects + 1 <= coalesce(quota_objects, $16) \
+       returning owner) \
+     insert into uploads (owner, id, profile, method, key, filename, content_type, size, checksum_sha256, \
+                          metadata, part_size, part_count, expires_at, complete_by) \
+     select owner, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text, $8::bigint, $9::text, $10::jsonb, \
+            $11::bigint, $12::int, $13::timestamptz, $14::timestamptz from reserved \
+     returning created_at";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reservation {
+    Reserved,
+    Refused,
+}
+
+pub async fn reserve_and_insert(
+    pool: &Pool,
+    u: &NewUpload<'_>,
+    default_quota_bytes: i64,
+    default_quota_objects: i64,
+) -> Result<Reservation, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(RESERVE_AND_INSERT).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+        &u.owner,
+        &u.id,
+        &u.profile,
+        &u.method,
+        &u.key,
+        &u.filename,
+        &u.content_type,
+        &u.size,
+        &u.checksum_sha256,
+        u.metadata,
+        &u.part_size,
+        &u.part_count,
+        &u.expires_at,
+        &u.complete_by,
+        &default_quota_bytes,
+        &default_quota_objects,
+    ];
+    if client.query_opt(&stmt, &params).await?.is_some() {
+        return Ok(Reservation::Reserved);
+    }
+    // Refused, or a first upload: make sure the owner row exists and try once more.
+    let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
+    if client.execute(&ensure, &[&u.owner]).await? == 0 {
+        return Ok(Reservation::Refused);
+    }
+    Ok(match client.query_opt(&stmt, &params).await? {
+        Some(_) => Reservation::Reserved,
+        None => Reservation::Refused,
+    })
+}
+
+pub const GET_UPLOAD: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
+     checksum_sha256, metadata, multipart_upload_id, part_size, part_count, expires_at, complete_by, created_at, asset_id, \
+     cleaned_at is not null as cleaned from uploads where owner = $1 and id = $2";
+
+pub async fn get(pool: &Pool, owner: &str, id: Uuid) -> Result<Option<UploadRow>, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(GET_UPLOAD).await?;
+    Ok(client.query_opt(&stmt, &[&owner, &id]).await?.map(|r| UploadRow::from_row(&r)).transpose()?)
+}
+
+/// Ends a pending intent (aborted, expired or failed) and releases its reservation, in one
+/// statement. Returns false when the intent was no longer pending (someone else ended it).
+pub const END_PENDING: &str = "with ended as ( \
+       update uploads set status = $3, finished_at = now() \
+        where owner = $1 and id = $2 and status = 'pending' \
+       returning owner, size) \
+     update owners o set reserved_bytes = o.reserved_bytes - e.size, reserved_objects = o.reserved_objects - 1 \
+       from ended e where o.owner = e.owner \
+     returning 1";
+
+pub async fn end_pending(pool: &Pool, owner: &str, id: Uuid, status: &str) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(END_PENDING).await?;
+    Ok(client.execute(&stmt, &[&owner, &id, &status]).await? > 0)
+}
+
+/// Completion in one statement: the intent becomes `completed`, the asset row is written
+/// and the reservation turns into usage, or none of it happens. No row back means the
+/// intent was no longer pending (a concurrent complete won).
+pub const COMPLETE: &str = "with done as ( \
+       update uploads set status = 'completed', asset_id = $3, finished_at = now() \
+        where owner = $1 and id = $2 and status = 'pending' \
+       returning owner, id, profile, key, filename, content_type, size, checksum_sha256, metadata), \
+     usage as ( \
+       update owners o set reserved_bytes = o.reserved_bytes - d.size, reserved_objects = o.reserved_objects - 1, \
+                           used_bytes = o.used_bytes + d.size, used_objects = o.used_objects + 1 \
+         from done d where o.owner = d.owner) \
+     insert into assets (owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, \
+                         metadata, visibility) \
+     select owner, $3::uuid, id, profile, key, filename, content_type, size, checksum_sha256, $4::text, metadata, $5::text \
+       from done \
+     returning owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, \
+               visibility, created_at";
+
+pub async fn complete(
+    pool: &Pool,
+    owner: &str,
+    id: Uuid,
+    asset_id: Uuid,
+    etag: Option<&str>,
+    visibility: &str,
+) -> Result<Option<AssetRow>, DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(COMPLETE).await?;
+    Ok(client
+        .query_opt(&stmt, &[&owner, &id, &asset_id, &etag, &visibility])
+        .await?
+        .map(|r| AssetRow::from_row(&r))
+        .transpose()?)
+}
+
+/// Records the store's multipart UploadId right after CreateMultipartUpload.
+pub const SET_MULTIPART_ID: &str = "update uploads set multipart_upload_id = $3 where owner = $1 and id = $2";
+
+pub async fn set_multipart_id(pool: &Pool, owner: &str, id: Uuid, store_upload_id: &str) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(SET_MULTIPART_ID).await?;
+    client.execute(&stmt, &[&owner, &id, &store_upload_id]).await?;
+    Ok(())
+}
+
+/// The store no longer holds anything for this ended intent.
+pub const MARK_CLEANED: &str =
+    "update uploads set cleaned_at = now() where owner = $1 and id = $2 and cleaned_at is null";
+
+pub async fn mark_cleaned(pool: &Pool, owner: &str, id: Uuid) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(MARK_CLEANED).await?;
+    client.execute(&stmt, &[&owner, &id]).await?;
+    Ok(())
+}

@@ -1,0 +1,565 @@
+//! A private PostgreSQL cluster for `r2-broker dev` and hermetic tests.
+//!
+//! Runs the machine's own `initdb`/`postgres` (no download) on a folder of ours: trust auth,
+//! 127.0.0.1 on a free port, a private socket folder, `fsync=off`. Layout of `dir`:
+//! `data/` (the cluster), `sock/` (unix socket), `postgres.log`.
+//!
+//! PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, which
+//! must be able to enter every parent folder of `dir`. The postmaster is our child with
+//! `PR_SET_PDEATHSIG = SIGINT`, so even a SIGKILLed r2-broker leaves no server behind (SIGINT
+//! is PostgreSQL's "fast" shutdown: clean, no crash recovery next time).
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a killed run, the old postmaster may linger as a zombie and its backends may still be
+/// attached to the old shared memory (postgres then refuses to start): retry for this long.
+const STALE_RETRY: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    child: Option<Child>,
+    /// Dropping it ends the thread that spawned the postmaster (see [`Cluster::spawn`]).
+    keeper: Option<mpsc::Sender<()>>,
+    pid: u32,
+    port: u16,
+    database: String,
+    data: PathBuf,
+}
+
+impl PrivatePostgres {
+    /// Starts the cluster in `dir` (running `initdb` on first use), then creates the database
+    /// `database` if missing. Recovers from the stale state a killed run leaves.
+    pub async fn start(dir: &Path, database: &str) -> anyhow::Result<Self> {
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        ensure!(
+            (1..=63).contains(&database.len()) && database.bytes().all(ok),
+            "invalid database name {database:?}: use up to 63 of A-Z a-z 0-9 _ -"
+        );
+        let (dir, database) = (dir.to_path_buf(), database.to_owned());
+        let pg = tokio::task::spawn_blocking(move || Cluster::open(&dir)?.start(database));
+        let pg = pg.await??;
+        pg.create_database().await?; // on error `pg` is dropped, which stops the server
+        Ok(pg)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/<database>` (trust auth: no password).
+    pub fn database_url(&self) -> String {
+        let (port, db) = (self.port, &self.database);
+        format!("postgres://postgres@127.0.0.1:{port}/{db}")
+    }
+
+    /// The postmaster's PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Fast shutdown (SIGINT: disconnect clients, checkpoint, exit), waiting up to 10 s, then
+    /// SIGKILL. Blocks: from async code prefer `spawn_blocking`.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // Not reaped until we wait on it, so the PID cannot have been reused.
+        if child.try_wait()?.is_none() {
+            signal(self.pid, libc::SIGINT);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            match child.try_wait()? {
+                Some(status) => break status,
+                None if Instant::now() > deadline => {
+                    child.kill()?;
+                    child.wait()?;
+                    bail!("PostgreSQL did not stop within {STOP_TIMEOUT:?}: killed");
+                }
+                None => std::thread::sleep(POLL),
+            }
+        };
+        self.keeper.take();
+        tracing::info!(data = %self.data.display(), "private PostgreSQL stopped");
+        ensure!(status.success(), "PostgreSQL exited with {status}");
+        Ok(())
+    }
+
+    async fn create_database(&self) -> anyhow::Result<()> {
+        let conninfo = format!("host=127.0.0.1 port={} user=postgres", self.port);
+        let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+            .await
+            .context("connecting to the private PostgreSQL")?;
+        let conn = tokio::spawn(conn);
+        let sql = "SELECT 1 FROM pg_database WHERE datname = $1";
+        if client.query_opt(sql, &[&self.database]).await?.is_none() {
+            // The name is validated (no `"`); quoting keeps `-` and upper case.
+            let created = client.batch_execute(&format!("CREATE DATABASE \"{}\"", self.database)).await;
+            if let Err(e) = created {
+                use tokio_postgres::error::SqlState;
+                ensure!(e.code() == Some(&SqlState::DUPLICATE_DATABASE), e); // lost a race: fine
+            }
+        }
+        drop(client);
+        let _ = conn.await;
+        Ok(())
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!("stopping the private PostgreSQL: {e:#}");
+        }
+    }
+}
+
+/// The cluster's folders and how to run its binaries.
+struct Cluster {
+    dir: PathBuf,
+    data: PathBuf,
+    sock: PathBuf,
+    log: PathBuf,
+    bin: PathBuf,
+    /// The `postgres` user (uid, gid) when we are root: PostgreSQL refuses to run as root.
+    run_as: Option<(u32, u32)>,
+}
+
+impl Cluster {
+    fn open(dir: &Path) -> anyhow::Result<Self> {
+        let run_as = if is_root() {
+            Some(lookup_user("postgres")?.context(
+                "PostgreSQL refuses to run as root and there is no `postgres` user to run it as: \
+                 install PostgreSQL (`apt-get install postgresql` creates it), run as another \
+                 user, or set DATABASE_URL",
+            )?)
+        } else {
+            None
+        };
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?; // postgres gets absolute paths; /proc/PID/cwd compares
+        if let Some(user) = run_as {
+            check_traversable(&dir, user)?;
+        }
+        let data = dir.join("data");
+        let version = fs::read_to_string(data.join("PG_VERSION")).ok();
+        let bin = find_bin_dir(version.as_deref().map(str::trim))?;
+        // A unix socket path is limited to 107 bytes: deep folders fall back to /tmp.
+        let mut sock = dir.join("sock");
+        if sock.as_os_str().len() > 90 {
+            sock = std::env::temp_dir().join(format!("r2-broker-pg-{}", fs::metadata(&dir)?.ino()));
+        }
+        let log = dir.join("postgres.log");
+        let cluster = Self { dir, data, sock, log, bin, run_as };
+        if version.is_none() {
+            cluster.initdb()?;
+        }
+        cluster.private_dir(&cluster.sock)?;
+        Ok(cluster)
+    }
+
+    fn initdb(&self) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        ensure!(
+            fs::read_dir(&self.data).map_or(true, |mut d| d.next().is_none()),
+            "{} exists but holds no cluster (an interrupted initdb?): remove it",
+            self.data.display()
+        );
+        self.private_dir(&self.data)?;
+        let from = log_len(&self.log);
+        let mut cmd = self.command("initdb")?;
+        // --no-locale: independent of which locales the machine has generated.
+        cmd.arg("-D").arg(&self.data).args(["--auth=trust", "-U", "postgres", "-E", "UTF8"]);
+        cmd.args(["--no-locale", "--no-sync"]);
+        let status = cmd.status().context("running initdb")?;
+        if !status.success() {
+            let _ = fs::remove_dir_all(&self.data); // else the next start would refuse it
+            bail!("initdb failed ({status}); {}", log_tail(&self.log, from));
+        }
+        tracing::info!(elapsed = ?t0.elapsed(), data = %self.data.display(), "initdb done");
+        Ok(())
+    }
+
+    fn start(self, database: String) -> anyhow::Result<PrivatePostgres> {
+        let t0 = Instant::now();
+        loop {
+            self.clear_stale()?;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let from = log_len(&self.log);
+            let (mut child, keeper) = self.spawn(port)?;
+            match wait_ready(&mut child, &self.data) {
+                Ok(()) => {
+                    let pid = child.id();
+                    let log = self.log.display();
+                    tracing::info!(pid, port, elapsed = ?t0.elapsed(), %log, "PostgreSQL ready");
+                    let (child, keeper, data) = (Some(child), Some(keeper), self.data);
+                    return Ok(PrivatePostgres { child, keeper, pid, port, database, data });
+                }
+                // Exited early: a killed run's processes may still be going away (or the port
+                // was taken meanwhile). Retry a little, then report.
+                Err(None) if t0.elapsed() < STALE_RETRY => std::thread::sleep(POLL * 5),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let why = e.map_or("exited during startup".into(), |e| format!("{e:#}"));
+                    bail!("PostgreSQL {why}; {}", log_tail(&self.log, from));
+                }
+            }
+        }
+    }
+
+    /// PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process:
+    /// the postmaster is spawned from a thread of its own that lives until the handle goes.
+    fn spawn(&self, port: u16) -> anyhow::Result<(Child, mpsc::Sender<()>)> {
+        let mut cmd = self.command("postgres")?;
+        cmd.arg("-D").arg(&self.data).args(["-c", "listen_addresses=127.0.0.1", "-c"]);
+        cmd.arg(format!("port={port}")).arg("-c").arg(format!("unix_socket_directories={}", self.sock.display()));
+        cmd.args(["-c", "fsync=off"]);
+        // Own process group: a Ctrl-C in the terminal reaches r2-broker only, which then
+        // stops PostgreSQL in order instead of both racing.
+        cmd.process_group(0);
+        set_parent_death_signal(&mut cmd);
+        let (child_tx, child_rx) = mpsc::channel();
+        let (keeper, kept) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("postgres-parent".into());
+        thread.spawn(move || {
+            let _ = child_tx.send(cmd.spawn());
+            drop(cmd); // closes our copies of the log file descriptors
+            let _ = kept.recv(); // returns when the handle drops the sender
+        })?;
+        let child = child_rx.recv()?.context("starting postgres")?;
+        Ok((child, keeper))
+    }
+
+    /// A killed run leaves `postmaster.pid` (and a socket lock file) behind; postgres refuses
+    /// to start while the PID in it is alive, whoever it belongs to now.
+    fn clear_stale(&self) -> anyhow::Result<()> {
+        let pid_file = self.data.join("postmaster.pid");
+        let text = fs::read_to_string(&pid_file).unwrap_or_default();
+        let pid = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok());
+        let cwd = |pid| fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        if let Some(pid) = pid.filter(|&p| is_live(p) && cwd(p).as_ref() == Some(&self.data)) {
+            // A postmaster of this very cluster outlived its owner: stop it cleanly.
+            tracing::warn!(pid, "stopping a PostgreSQL left running on {}", self.data.display());
+            signal(pid, libc::SIGINT);
+            let t0 = Instant::now();
+            while is_live(pid) {
+                ensure!(t0.elapsed() < STOP_TIMEOUT * 2, "cannot stop PostgreSQL (PID {pid})");
+                if t0.elapsed() > STOP_TIMEOUT {
+                    signal(pid, libc::SIGKILL);
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+        remove_if_exists(&pid_file)?;
+        for entry in fs::read_dir(&self.sock)? {
+            let path = entry?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".s.PGSQL.")) {
+                remove_if_exists(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Output to the log, a clean environment, the `postgres` user when we are root.
+    fn command(&self, program: &str) -> io::Result<Command> {
+        let log = OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        cmd.env_clear().env("PATH", path).env("LANG", "C");
+        cmd.current_dir(&self.dir); // our own cwd may be closed to `postgres`
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        Ok(cmd)
+    }
+
+    /// A 0700 folder owned by whoever runs postgres (initdb and the socket folder want that).
+    fn private_dir(&self, path: &Path) -> anyhow::Result<()> {
+        fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+}
+
+/// `Err(None)`: the postmaster exited; `Err(Some(e))`: timeout or I/O error.
+fn wait_ready(child: &mut Child, data: &Path) -> Result<(), Option<anyhow::Error>> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let pid = child.id().to_string();
+    loop {
+        if child.try_wait().map_err(|e| Some(e.into()))?.is_some() {
+            return Err(None);
+        }
+        // postmaster.pid: line 1 the PID, line 8 the status ("starting", "ready", ...).
+        let text = fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        if lines.first() == Some(&pid.as_str()) && lines.get(7) == Some(&"ready") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Some(anyhow!("not ready after {READY_TIMEOUT:?}")));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Server binaries: the major version `want` (the cluster's PG_VERSION) if installed, then
+/// PATH, then the highest /usr/lib/postgresql/N/bin (Debian puts no `initdb` in PATH).
+fn find_bin_dir(want: Option<&str>) -> anyhow::Result<PathBuf> {
+    let exe = |p: PathBuf| fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
+    let has_both = |d: &PathBuf| exe(d.join("initdb")) && exe(d.join("postgres"));
+    let versions = fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten();
+    let mut debian: Vec<(u32, PathBuf)> =
+        versions.filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin")))).collect();
+    debian.sort();
+    let wanted = debian.iter().filter(|(n, _)| Some(&*n.to_string()) == want);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let wanted = wanted.map(|(_, d)| d.clone()).chain(std::env::split_paths(&path));
+    let found = wanted.chain(debian.iter().rev().map(|(_, d)| d.clone())).find(has_both);
+    found.context(
+        "PostgreSQL server binaries (initdb, postgres) not found in PATH or \
+         /usr/lib/postgresql/*/bin: install them (`apt-get install postgresql`) or set \
+         DATABASE_URL to an existing database",
+    )
+}
+
+/// Spawned processes get the user's primary group only (std drops supplementary groups), so
+/// owner/group/other execute bits tell whether `postgres` can get through (ACLs aside).
+fn check_traversable(dir: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
+    for folder in dir.ancestors() {
+        let m = fs::metadata(folder)?;
+        let bit = if m.uid() == uid {
+            0o100
+        } else if m.gid() == gid {
+            0o010
+        } else {
+            0o001
+        };
+        ensure!(
+            m.mode() & bit != 0,
+            "PostgreSQL runs as the `postgres` user (it refuses root), which cannot enter {} \
+             (mode {:o}), a parent of {}: use a folder elsewhere (e.g. under /var/tmp), \
+             `chmod o+x {0}`, or set DATABASE_URL",
+            folder.display(),
+            m.mode() & 0o7777,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Alive and not a zombie (a killed postmaster lingers as a zombie until it is reaped).
+fn is_live(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    state.is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn log_len(log: &Path) -> usize {
+    fs::metadata(log).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX))
+}
+
+/// The log's last lines written since offset `from`, for error messages.
+fn log_tail(log: &Path, from: usize) -> String {
+    let bytes = fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default());
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("{}:\n{tail}", log.display())
+}
+
+// ---- the only unsafe code: thin libc calls ----------------------------------------------
+
+#[expect(unsafe_code, reason = "geteuid(2) has no preconditions")]
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[expect(unsafe_code, reason = "kill(2) has no memory-safety preconditions")]
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid @ 1..) = libc::pid_t::try_from(pid) {
+        // SAFETY: a plain syscall; pid > 0 so it never targets a process group.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// (uid, gid) of a user, with the thread-safe getpwnam_r (getpwnam returns a static buffer).
+#[expect(unsafe_code, reason = "getpwnam_r(3) writes into buffers we own")]
+fn lookup_user(name: &str) -> anyhow::Result<Option<(u32, u32)>> {
+    let name = std::ffi::CString::new(name)?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let (name, buf_ptr, len) = (name.as_ptr(), buf.as_mut_ptr(), buf.len());
+    // SAFETY: every pointer is valid for the call and `len` is the real size of `buf`.
+    let rc = unsafe { libc::getpwnam_r(name, &raw mut pwd, buf_ptr, len, &raw mut found) };
+    ensure!(rc == 0, "looking up the `postgres` user: {}", io::Error::from_raw_os_error(rc));
+    Ok((!found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid)))
+}
+
+#[expect(unsafe_code, reason = "pre_exec runs between fork and exec")]
+fn set_parent_death_signal(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure only makes async-signal-safe syscalls and allocates nothing (another
+    // thread may have held the allocator's lock at fork). std runs it after setuid/setgid,
+    // which matters: changing credentials clears the death signal.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We died between fork and prctl: the signal would never come, so do not start.
+            if libc::getppid().cast_unsigned() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under /tmp (1777): every parent is traversable by `postgres`.
+    fn temp_dir(name: &str) -> PathBuf {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let dir = format!("/tmp/r2b-pg-{name}-{}-{}", std::process::id(), t.subsec_nanos());
+        fs::create_dir_all(&dir).unwrap();
+        PathBuf::from(dir)
+    }
+
+    /// Live processes working in `data`: every postgres process, backends included, chdirs
+    /// there.
+    fn processes_in(data: &Path) -> Vec<u32> {
+        let procs = fs::read_dir("/proc").unwrap().flatten();
+        let pids = procs.filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+        let cwd = |pid| fs::read_link(format!("/proc/{pid}/cwd")).ok();
+        pids.filter(|&p| is_live(p) && cwd(p).as_deref() == Some(data)).collect()
+    }
+
+    async fn select_one(pg: &PrivatePostgres) {
+        let url = pg.database_url();
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let row = client.query_one("SELECT 1::int4, current_database()", &[]).await.unwrap();
+        assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (1, pg.database.clone()));
+    }
+
+    fn read_log(dir: &Path) -> String {
+        fs::read_to_string(dir.join("postgres.log")).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_reuses_and_stops() {
+        let dir = temp_dir("reuse");
+        let t0 = Instant::now();
+        let pg = PrivatePostgres::start(&dir, "r2_broker").await.unwrap();
+        eprintln!("first start (initdb, start, create database): {:?}", t0.elapsed());
+        let url = format!("postgres://postgres@127.0.0.1:{}/r2_broker", pg.port);
+        assert_eq!(pg.database_url(), url);
+        select_one(&pg).await;
+        let (data, t0) = (pg.data.clone(), Instant::now());
+        pg.stop().unwrap();
+        eprintln!("stop: {:?}", t0.elapsed());
+        assert_eq!(processes_in(&data), Vec::<u32>::new());
+        assert!(!data.join("postmaster.pid").exists());
+
+        let t0 = Instant::now();
+        let pg = PrivatePostgres::start(&dir, "r2_broker").await.unwrap();
+        eprintln!("second start (reuse): {:?}", t0.elapsed());
+        select_one(&pg).await;
+        assert_eq!(read_log(&dir).matches("Success. You can now start").count(), 1); // one initdb
+        drop(pg); // Drop stops it too
+        assert_eq!(processes_in(&data), Vec::<u32>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What a hard crash leaves: the postmaster SIGKILLed (and reaped by whoever its parent
+    /// was), `postmaster.pid` and the socket lock left behind, and here backends slow to go
+    /// (stopped for 1 s), still attached to the old shared memory: first attempts must fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recovers_after_postmaster_was_killed() {
+        let dir = temp_dir("killed");
+        let mut pg = PrivatePostgres::start(&dir, "app").await.unwrap();
+        let (old_pid, data) = (pg.pid(), pg.data.clone());
+        let mut backends = processes_in(&data);
+        backends.retain(|&p| p != old_pid);
+        assert!(!backends.is_empty());
+        backends.iter().for_each(|&p| signal(p, libc::SIGSTOP));
+        signal(old_pid, libc::SIGKILL);
+        pg.child.take().unwrap().wait().unwrap();
+        drop(pg);
+        assert!(data.join("postmaster.pid").exists());
+        let resume = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            backends.iter().for_each(|&p| signal(p, libc::SIGCONT));
+        });
+
+        let t0 = Instant::now();
+        let pg = PrivatePostgres::start(&dir, "app").await.unwrap();
+        eprintln!("start after SIGKILL, backends held 1 s: {:?}", t0.elapsed());
+        resume.join().unwrap();
+        assert!(read_log(&dir).contains("is still in use"), "the retry was not exercised");
+        assert_ne!(pg.pid(), old_pid);
+        select_one(&pg).await;
+        pg.stop().unwrap();
+        assert_eq!(processes_in(&data), Vec::<u32>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A postmaster of this cluster still running without its owner (here: the handle leaked,
+    /// so the old postmaster also ends as an unreaped zombie of this process).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takes_over_from_an_orphaned_postmaster() {
+        let dir = temp_dir("orphan");
+        let pg = PrivatePostgres::start(&dir, "app").await.unwrap();
+        let (old_pid, data) = (pg.pid(), pg.data.clone());
+        std::mem::forget(pg);
+
+        let t0 = Instant::now();
+        let pg = PrivatePostgres::start(&dir, "app").await.unwrap();
+        eprintln!("start over an orphaned postmaster: {:?}", t0.elapsed());
+        assert!(!is_live(old_pid));
+        select_one(&pg).await;
+        pg.stop().unwrap();
+        assert_eq!(processes_in(&data), Vec::<u32>::new());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_folder_postgres_cannot_reach() {
+        let dir = temp_dir("locked");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::create_dir(dir.join("pg")).unwrap();
+        let nobody = (65534, 65534); // not the owner (root), not in its group
+        let err = check_traversable(&dir.join("pg"), nobody).unwrap_err().to_string();
+        assert!(err.contains(&format!("cannot enter {} (mode 700)", dir.display())), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,106 @@
+//! Asset handlers.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::OwnerQuery;
+use crate::assets::{self, Disposition, DownloadUrl};
+use crate::auth::Caller;
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+pub async fn list_assets(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Error> {
+    let q = query.into_inner();
+    let owner = caller.owner_for(q.owner.as_deref())?;
+    let page = assets::list(&state, &owner, q.limit, q.cursor.as_deref(), q.profile.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+pub async fn get_asset(
+    id: web::Path<Uuid>,
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<OwnerQuery>,
+) -> Result<HttpResponse, Error> {
+    let owner = caller.owner_for(query.owner.as_deref())?;
+    Ok(HttpResponse::Ok().json(assets::get(&state, &owner, *id).await?))
+}
+
+pub async fn delete_asset(
+    id: web::Path<Uuid>,
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<OwnerQuery>,
+) -> Result<HttpResponse, Error> {
+    let owner = caller.owner_for(query.owner.as_deref())?;
+    assets::delete(&state, &owner, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadQuery {
+    #[serde(default)]
+    disposition: Option<Disposition>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+pub async fn get_download_url(
+    id: web::Path<Uuid>,
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, Error> {
+    let q = query.into_inner();
+    let owner = caller.owner_for(q.owner.as_deref())?;
+    Ok(HttpResponse::Ok().json(assets::download(&state, &owner, *id, q.disposition, q.expires_in).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadUrlsRequest {
+    ids: Vec<Uuid>,
+    #[serde(default)]
+    disposition: Option<Disposition>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DownloadUrls {
+    urls: std::collections::BTreeMap<Uuid, DownloadUrl>,
+}
+
+pub async fn get_download_urls(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<DownloadUrlsRequest>,
+) -> Result<HttpResponse, Error> {
+    let b = body.into_inner();
+    let owner = caller.owner_for(b.owner.as_deref())?;
+    let urls = assets::download_many(&state, &owner, &b.ids, b.disposition, b.expires_in).await?;
+    Ok(HttpResponse::Ok().json(DownloadUrls { urls }))
+}

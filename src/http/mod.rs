@@ -1,0 +1,121 @@
+//! The HTTP layer: the whole route table in one function, the extractor configurations
+//! that turn actix's own rejections into our error shape, and thin handlers per noun.
+//! Handlers extract in API.md's check order — path id (404), token (401), then the body
+//! or query (400) — because actix runs extractors left to right and the first error wins.
+
+pub mod assets;
+pub mod middleware;
+pub mod ops;
+pub mod request_id;
+pub mod uploads;
+pub mod usage;
+
+use actix_web::{HttpResponse, Route, web};
+
+use crate::error::Error;
+
+/// JSON bodies above this are refused (400): the largest legitimate body is a batch of
+/// 100 intents with 2 KiB of metadata each.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+type Table = Vec<(&'static str, Vec<(&'static str, Route)>)>;
+
+/// Every route: path, then (method, handler). `/v1/uploads/batch` and
+/// `/v1/assets/download-urls` come before their `{id}` siblings so they match first.
+fn table() -> Table {
+    use actix_web::web::{delete, get, post, put};
+    vec![
+        ("/healthz", vec![("GET", get().to(ops::healthz))]),
+        ("/readyz", vec![("GET", get().to(ops::readyz))]),
+        ("/metrics", vec![("GET", get().to(ops::metrics))]),
+        ("/openapi.yaml", vec![("GET", get().to(ops::openapi))]),
+        ("/v1/uploads", vec![("POST", post().to(uploads::create_upload))]),
+        ("/v1/uploads/batch", vec![("POST", post().to(uploads::create_upload_batch))]),
+        (
+            "/v1/uploads/{id}",
+            vec![("GET", get().to(uploads::get_upload)), ("DELETE", delete().to(uploads::abort_upload))],
+        ),
+        (
+            "/v1/uploads/{id}/parts",
+            vec![("POST", post().to(uploads::presign_parts)), ("GET", get().to(uploads::list_parts))],
+        ),
+        ("/v1/uploads/{id}/complete", vec![("POST", post().to(uploads::complete_upload))]),
+        ("/v1/assets", vec![("GET", get().to(assets::list_assets))]),
+        ("/v1/assets/download-urls", vec![("POST", post().to(assets::get_download_urls))]),
+        ("/v1/assets/{id}", vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
+        ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
+        ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
+        ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
+    ]
+}
+
+/// The route table without handlers: for the OpenAPI drift test.
+pub fn route_table() -> Vec<(&'static str, Vec<&'static str>)> {
+    table().into_iter().map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect())).collect()
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config()).app_data(query_config()).app_data(path_config());
+    for (path, routes) in table() {
+        let allow: Vec<&'static str> = routes.iter().map(|(m, _)| *m).collect();
+        let mut resource = web::resource(path);
+        for (_, route) in routes {
+            resource = resource.route(route);
+        }
+        // A known path with another method: 405 with `Allow`, in our error shape.
+        resource = resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, Error>(Error::MethodNotAllowed { allow }) }
+        }));
+        cfg.service(resource);
+    }
+}
+
+/// Unknown routes: 404 in our error shape.
+pub async fn not_found() -> Result<HttpResponse, Error> {
+    Err(Error::NotFound)
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BODY)
+        // Clients that omit Content-Type still get their JSON parsed; a wrong one is 400.
+        .content_type_required(false)
+        .error_handler(|err, _| {
+            use actix_web::error::JsonPayloadError as J;
+            let message = match &err {
+                J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+                    format!("request body: larger than {MAX_JSON_BODY} bytes")
+                }
+                J::ContentType => "request body: Content-Type must be application/json".to_owned(),
+                J::Deserialize(e) => format!("request body: {e}"),
+                other => format!("request body: {other}"),
+            };
+            Error::invalid(message).into()
+        })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| Error::invalid(format!("query: {err}")).into())
+}
+
+/// A path id that is not a UUID names nothing: 404, like any unknown id.
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| Error::NotFound.into())
+}
+
+/// An optional JSON body (complete): empty means the defaults.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("request body: {e}")))
+}
+
+/// `?owner=` for routes whose body does not carry it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerQuery {
+    #[serde(default)]
+    pub owner: Option<String>,
+}

@@ -1,0 +1,66 @@
+//! `x-request-id`: the client's own when it is 1 to 128 characters of
+//! `A-Z a-z 0-9 . _ : -`, a new UUID otherwise; echoed on every response.
+//!
+//! Mechanism: the middleware runs the rest of the request inside a tokio task-local
+//! (`REQUEST_ID.scope`). actix builds error responses (`ResponseError::error_response`)
+//! inside that future, so `current()` gives the error body its `request_id` without
+//! threading the request through every error. Errors that escape the inner service are
+//! turned into responses here, still inside the scope.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served, if called inside one.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+fn valid(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let http_req = req.request().clone();
+    let scoped_id = id.clone();
+    let mut res = REQUEST_ID
+        .scope(scoped_id, async move {
+            match next.call(req).await {
+                Ok(res) => res.map_into_boxed_body(),
+                Err(err) => ServiceResponse::new(http_req, err.error_response()),
+            }
+        })
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HEADER, value);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_validated() {
+        assert!(super::valid("abc-123_X.y:z"));
+        assert!(super::valid(&"a".repeat(128)));
+        for bad in ["", " ", "a b", "a\nb", "é", &"a".repeat(129)] {
+            assert!(!super::valid(bad), "{bad:?}");
+        }
+    }
+}

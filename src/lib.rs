@@ -1,0 +1,166 @@
+//! r2-broker: presigned direct-to-store uploads with JWT auth, atomic quotas and
+//! HeadObject-verified asset records. File bytes never pass through this process.
+//!
+//! Layers, one noun per file across them: `http` (handlers, DTO extraction) → workflows
+//! (`uploads`, `assets`, `usage`) → `db` (SQL) and `store` (S3). `main.rs` only parses the
+//! command line; `Application::build` is what both `main` and the tests start.
+
+/// Content checks and the verified records of uploaded objects.
+pub mod assets;
+/// JWT verification and the `Caller` extractor.
+pub mod auth;
+/// Settings from flags / environment, validated into `Config`.
+pub mod config;
+/// PostgreSQL pool, migrations, SQL statements.
+pub mod db;
+/// `r2-broker dev`: an embedded S3 store and a private PostgreSQL.
+pub mod dev;
+/// The one error type (API.md's table).
+pub mod error;
+/// Routes, extractor configuration, handlers, middleware.
+pub mod http;
+/// Object key construction.
+pub mod keys;
+/// Prometheus metrics.
+pub mod metrics;
+/// Profiles, content-type rules, multipart plans.
+pub mod profiles;
+/// Shared application state.
+pub mod state;
+/// The object store (SDK calls, presigning, POST policies).
+pub mod store;
+/// Logging setup.
+pub mod telemetry;
+/// RFC 3339 helpers.
+pub mod time;
+/// Upload workflows: create, parts, complete, abort.
+pub mod uploads;
+/// Usage and quotas.
+pub mod usage;
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Config;
+use crate::state::AppState;
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates, binds (port 0 picks a free port) and prepares the server; the
+    /// server runs when `run_until_stopped` is awaited.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(&state.config.listen)
+            .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || app(app_state.clone()))
+            .workers(state.config.workers)
+            .backlog(2048)
+            .listen(listener)?
+            .disable_signals()
+            .run();
+        Ok(Self { server, port, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops the server gracefully (in-flight requests finish).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Pool, migrations, store client and state: everything but the listener. Used by
+/// `serve` and by the one-shot subcommands (`migrate`, `reap`).
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let pool = db::pool(&config)?;
+    db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: migrations failed: {e}"))?;
+    let store = store::Store::new(&config.s3)?;
+    AppState::new(config, pool, store)
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([header::HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" { cors.allow_any_origin().send_wildcard() } else { cors.allowed_origin(origin) };
+    }
+    cors
+}
+
+/// The application: routes plus middleware. `request_id` is outermost so every response,
+/// errors from the other middleware included, carries `x-request-id`.
+fn app(
+    state: AppState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let origins = state.config.cors_origins.clone();
+    App::new()
+        .app_data(web::Data::new(state))
+        .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+        .wrap(from_fn(http::middleware::observe))
+        .wrap(from_fn(http::request_id::middleware))
+        .configure(http::routes)
+        .default_service(web::to(http::not_found))
+}
+
+/// `r2-broker serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    tracing::info!(port = app.port(), "r2-broker listening");
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.stop(true).await;
+    server.await??;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler cannot fail on unix");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

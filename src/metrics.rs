@@ -1,0 +1,71 @@
+//! Prometheus metrics, one registry per application (so tests can run several apps in one
+//! process). Rendered at `/metrics` in the text format.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub intents_created: IntCounterVec,
+    pub bytes_reserved: IntCounter,
+    pub uploads_completed: IntCounter,
+    pub verification_failures: IntCounterVec,
+    pub uploads_ended: IntCounterVec,
+    pub reaper_actions: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> anyhow::Result<Self> {
+        let registry = Registry::new_custom(Some("broker".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route pattern, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route pattern")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+            &["route", "method"],
+        )?;
+        let intents_created = IntCounterVec::new(
+            Opts::new("upload_intents_created_total", "Upload intents created, by method"),
+            &["method"],
+        )?;
+        let bytes_reserved = IntCounter::new("bytes_reserved_total", "Bytes reserved against quotas by new intents")?;
+        let uploads_completed = IntCounter::new("uploads_completed_total", "Uploads verified and recorded as assets")?;
+        let verification_failures = IntCounterVec::new(
+            Opts::new("verification_failures_total", "Completes refused because the object did not match, by reason"),
+            &["reason"],
+        )?;
+        let uploads_ended = IntCounterVec::new(
+            Opts::new("uploads_ended_total", "Intents ended without an asset, by status"),
+            &["status"],
+        )?;
+        let reaper_actions =
+            IntCounterVec::new(Opts::new("reaper_actions_total", "Work done by the reaper, by action"), &["action"])?;
+        for c in [&http_requests, &intents_created, &verification_failures, &uploads_ended, &reaper_actions] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(bytes_reserved.clone()))?;
+        registry.register(Box::new(uploads_completed.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            intents_created,
+            bytes_reserved,
+            uploads_completed,
+            verification_failures,
+            uploads_ended,
+            reaper_actions,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding our own registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,457 @@
+//! Profiles: named rule sets read from TOML (API.md "Profiles"), content-type matching,
+//! the choice of upload method and the multipart part plan. Pure logic, unit tested here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub const MIB: u64 = 1024 * 1024;
+/// S3 / R2 multipart limits.
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
+pub const MAX_PARTS: u64 = 10_000;
+/// S3's largest object (R2 is slightly below: its parts rule keeps us under anyway).
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * MIB;
+/// Presigned URLs cannot live longer than 7 days (SigV4).
+pub const MAX_URL_TTL_SECS: u64 = 604_800;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadMethod {
+    Put,
+    Post,
+    Multipart,
+}
+
+impl UploadMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Post => "post",
+            Self::Multipart => "multipart",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "put" => Some(Self::Put),
+            "post" => Some(Self::Post),
+            "multipart" => Some(Self::Multipart),
+            _ => None,
+        }
+    }
+}
+
+/// A content type as declared: the string is kept verbatim (it is what gets signed and
+/// stored); matching uses the lowercased `type/subtype` essence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentType {
+    raw: String,
+    essence: String,
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl ContentType {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if raw.is_empty() || raw.len() > 255 {
+            return Err("content_type must be 1 to 255 bytes");
+        }
+        // Visible ASCII and spaces only: the value goes into a signed HTTP header.
+        if !raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) || raw.starts_with(' ') || raw.ends_with(' ') {
+            return Err("content_type must be printable ASCII without surrounding spaces");
+        }
+        let essence = raw.split(';').next().unwrap_or_default().trim();
+        let (ty, sub) = essence.split_once('/').ok_or("content_type must look like type/subtype")?;
+        if !is_token(ty) || !is_token(sub) || ty == "*" || sub == "*" {
+            return Err("content_type must look like type/subtype");
+        }
+        Ok(Self { raw: raw.to_owned(), essence: essence.to_ascii_lowercase() })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn essence(&self) -> &str {
+        &self.essence
+    }
+
+    /// Types a browser would execute or render as a document: always served as attachment.
+    pub fn is_active(&self) -> bool {
+        is_active_essence(&self.essence)
+    }
+}
+
+fn is_active_essence(essence: &str) -> bool {
+    let sub = essence.split_once('/').map_or("", |(_, s)| s);
+    matches!(
+        essence,
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "text/javascript"
+            | "application/javascript"
+            | "application/ecmascript"
+    ) || sub == "xml"
+        || sub.ends_with("+xml")
+}
+
+/// An allowed-type pattern: `*/*`, `type/*` or an exact `type/subtype`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypePattern {
+    Any,
+    Type(String),
+    Exact(String),
+}
+
+impl TypePattern {
+    fn parse(s: &str) -> Result<Self, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower == "*/*" {
+            return Ok(Self::Any);
+        }
+        if let Some(ty) = lower.strip_suffix("/*")
+            && is_token(ty)
+        {
+            return Ok(Self::Type(ty.to_owned()));
+        }
+        let ct = ContentType::parse(&lower).map_err(|_| format!("{s:?} is not type/subtype, type/* or */*"))?;
+        if ct.essence() != lower {
+            return Err(format!("{s:?}: patterns take no parameters"));
+        }
+        Ok(Self::Exact(lower))
+    }
+
+    fn matches(&self, ct: &ContentType) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Type(ty) => ct.essence().split_once('/').is_some_and(|(t, _)| t == ty),
+            Self::Exact(e) => ct.essence() == e,
+        }
+    }
+
+    /// Whether some active type could match (a wildcard always can: `x/foo+xml`).
+    fn may_match_active(&self) -> bool {
+        match self {
+            Self::Any | Self::Type(_) => true,
+            Self::Exact(e) => is_active_essence(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub max_size: u64,
+    pub allowed_content_types: Vec<TypePattern>,
+    pub public: bool,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub upload_url_ttl: u64,
+    pub complete_grace: u64,
+    pub download_url_ttl: u64,
+    /// Validated segments joined by `/`, no leading or trailing slash.
+    pub key_prefix: String,
+}
+
+/// The TOML shape of one profile; every field optional (API.md defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileToml {
+    max_size: Option<u64>,
+    allowed_content_types: Option<Vec<String>>,
+    visibility: Option<String>,
+    multipart_threshold: Option<u64>,
+    part_size: Option<u64>,
+    upload_url_ttl: Option<u64>,
+    complete_grace: Option<u64>,
+    download_url_ttl: Option<u64>,
+    key_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilesToml {
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileToml>,
+}
+
+impl Profile {
+    fn from_toml(name: &str, t: ProfileToml) -> Result<Self, String> {
+        let ctx = |m: String| format!("profile {name:?}: {m}");
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        {
+            return Err(ctx("names are 1 to 64 characters of A-Z a-z 0-9 _ -".into()));
+        }
+        let allowed = t
+            .allowed_content_types
+            .unwrap_or_else(|| vec!["*/*".into()])
+            .iter()
+            .map(|p| TypePattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ctx)?;
+        let public = match t.visibility.as_deref() {
+            None | Some("private") => false,
+            Some("public") => true,
+            Some(v) => return Err(ctx(format!("visibility {v:?} is not private or public"))),
+        };
+        let key_prefix = t.key_prefix.unwrap_or_else(|| "uploads".into());
+        let key_prefix = key_prefix.trim_matches('/').to_owned();
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if key_prefix.len() > 128 || !key_prefix.split('/').all(segment_ok) {
+            return Err(ctx("key_prefix: segments of A-Z a-z 0-9 . _ - separated by /, at most 128 bytes".into()));
+        }
+        let ttl = |v: Option<u64>, default: u64, field: &str| match v.unwrap_or(default) {
+            0 => Err(ctx(format!("{field} must be at least 1 second"))),
+            s if s > MAX_URL_TTL_SECS => {
+                Err(ctx(format!("{field} must be at most {MAX_URL_TTL_SECS} seconds (7 days)")))
+            }
+            s => Ok(s),
+        };
+        let part_size = t.part_size.unwrap_or(16 * MIB);
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+            return Err(ctx("part_size must be between 5 MiB and 5 GiB".into()));
+        }
+        let max_size = t.max_size.unwrap_or(5 * 1024 * MIB);
+        if max_size > MAX_OBJECT_SIZE || max_size > i64::MAX as u64 {
+            return Err(ctx("max_size must be at most 5 TiB".into()));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            max_size,
+            allowed_content_types: allowed,
+            public,
+            multipart_threshold: t.multipart_threshold.unwrap_or(100 * MIB),
+            part_size,
+            upload_url_ttl: ttl(t.upload_url_ttl, 3600, "upload_url_ttl")?,
+            complete_grace: t.complete_grace.unwrap_or(900),
+            download_url_ttl: ttl(t.download_url_ttl, 600, "download_url_ttl")?,
+            key_prefix,
+        })
+    }
+
+    pub fn allows(&self, ct: &ContentType) -> bool {
+        self.allowed_content_types.iter().any(|p| p.matches(ct))
+    }
+
+    /// The method used when the client names none.
+    pub fn default_method(&self, size: u64) -> UploadMethod {
+        if size > self.multipart_threshold { UploadMethod::Multipart } else { UploadMethod::Put }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    by_name: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// Only the built-in `default` profile.
+    pub fn builtin() -> Self {
+        Self::from_toml("").expect("the built-in default profile is valid")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let parsed: ProfilesToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut by_name = BTreeMap::new();
+        by_name.insert("default".to_owned(), Profile::from_toml("default", ProfileToml::default())?);
+        for (name, t) in parsed.profiles {
+            by_name.insert(name.clone(), Profile::from_toml(&name, t)?);
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Profile> {
+        self.by_name.values()
+    }
+
+    /// A public URL cannot force `attachment`, so a public profile must not accept any type
+    /// a browser would render as a document or run (API.md "Assets").
+    pub fn check_public_profiles(&self) -> Result<(), String> {
+        for p in self.iter().filter(|p| p.public) {
+            if p.allowed_content_types.iter().any(TypePattern::may_match_active) {
+                return Err(format!(
+                    "profile {:?} is public but its allowed_content_types may match active types \
+                     (HTML, SVG, XML, JavaScript); list exact, non-active types only",
+                    p.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The multipart plan: every part `part_size` bytes except the last (R2 requires equal parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPlan {
+    pub part_size: u64,
+    pub part_count: u64,
+}
+
+impl PartPlan {
+    /// `preferred` is raised to `ceil(size / 10,000)` rounded up to a whole MiB when needed.
+    pub fn new(size: u64, preferred: u64) -> Result<Self, String> {
+        if size == 0 {
+            return Err("size: a multipart upload needs at least 1 byte; use method put".into());
+        }
+        if size > MAX_OBJECT_SIZE {
+            return Err(format!("size: at most {MAX_OBJECT_SIZE} bytes (5 TiB) can be uploaded"));
+        }
+        let mut part_size = preferred.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
+        if size.div_ceil(part_size) > MAX_PARTS {
+            part_size = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        }
+        if part_size > MAX_PART_SIZE {
+            return Err("size: cannot be split into at most 10,000 parts of at most 5 GiB".into());
+        }
+        Ok(Self { part_size, part_count: size.div_ceil(part_size) })
+    }
+
+    /// The exact size of part `n` (1-based), or None when out of range.
+    pub fn part_len(&self, size: u64, n: u64) -> Option<u64> {
+        if n == 0 || n > self.part_count {
+            return None;
+        }
+        Some(if n < self.part_count { self.part_size } else { size - self.part_size * (self.part_count - 1) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(s: &str) -> ContentType {
+        ContentType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn content_types_match_case_insensitively_ignoring_parameters() {
+        let p =
+            Profiles::from_toml("[profiles.photos]\nallowed_content_types = [\"image/JPEG\", \"text/*\"]\n").unwrap();
+        let photos = p.get("photos").unwrap();
+        assert!(photos.allows(&ct("image/jpeg")));
+        assert!(photos.allows(&ct("Image/Jpeg; foo=bar")));
+        assert!(photos.allows(&ct("text/plain; charset=utf-8")));
+        assert!(!photos.allows(&ct("image/png")));
+        assert!(!photos.allows(&ct("application/jpeg")));
+        assert!(p.get("default").unwrap().allows(&ct("application/x-anything")));
+        assert_eq!(ct("Text/Plain; charset=UTF-8").as_str(), "Text/Plain; charset=UTF-8");
+    }
+
+    #[test]
+    fn malformed_content_types_are_refused() {
+        for bad in ["", "image", "image/", "/png", "*/*", "image/*", "a b/c", "image/png\r\nx: y", " image/png", "é/x"]
+        {
+            assert!(ContentType::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn active_types_are_recognised() {
+        for a in [
+            "text/html",
+            "TEXT/HTML; charset=utf-8",
+            "image/svg+xml",
+            "application/xml",
+            "text/xml",
+            "application/atom+xml",
+            "text/javascript",
+            "application/ecmascript",
+            "application/xhtml+xml",
+        ] {
+            assert!(ct(a).is_active(), "{a}");
+        }
+        for p in ["text/plain", "image/png", "application/json", "application/xmlfoo"] {
+            assert!(!ct(p).is_active(), "{p}");
+        }
+    }
+
+    #[test]
+    fn public_profiles_must_not_allow_active_types() {
+        let bad = Profiles::from_toml("[profiles.pub]\nvisibility = \"public\"\n").unwrap();
+        assert!(bad.check_public_profiles().is_err());
+        let bad = Profiles::from_toml(
+            "[profiles.pub]\nvisibility = \"public\"\nallowed_content_types = [\"image/svg+xml\"]\n",
+        )
+        .unwrap();
+        assert!(bad.check_public_profiles().is_err());
+        let ok =
+            Profiles::from_toml("[profiles.pub]\nvisibility = \"public\"\nallowed_content_types = [\"image/png\"]\n")
+                .unwrap();
+        assert!(ok.check_public_profiles().is_ok());
+    }
+
+    #[test]
+    fn profile_files_are_validated() {
+        for bad in [
+            "[profiles.x]\nmax_sise = 1\n",
+            "[profiles.x]\nupload_url_ttl = 604801\n",
+            "[profiles.x]\nupload_url_ttl = 0\n",
+            "[profiles.x]\npart_size = 1024\n",
+            "[profiles.x]\nkey_prefix = \"a/../b\"\n",
+            "[profiles.x]\nvisibility = \"world\"\n",
+            "[profiles.x]\nallowed_content_types = [\"image\"]\n",
+            "[profiles.\"a b\"]\n",
+            "[other]\n",
+        ] {
+            assert!(Profiles::from_toml(bad).is_err(), "{bad}");
+        }
+        let p = Profiles::from_toml("[profiles.default]\nmax_size = 10\n").unwrap();
+        assert_eq!(p.get("default").unwrap().max_size, 10, "default can be overridden");
+        let d = Profiles::builtin();
+        let d = d.get("default").unwrap();
+        assert_eq!((d.max_size, d.multipart_threshold, d.part_size), (5 << 30, 100 << 20, 16 << 20));
+        assert_eq!((d.upload_url_ttl, d.complete_grace, d.download_url_ttl), (3600, 900, 600));
+        assert_eq!(d.key_prefix, "uploads");
+    }
+
+    #[test]
+    fn part_plan_table() {
+        let p16 = 16 * MIB;
+        type Case = (u64, u64, Option<(u64, u64)>);
+        let cases: Vec<Case> = vec![
+            (0, p16, None),
+            (1, p16, Some((p16, 1))),
+            (5 * MIB, 5 * MIB, Some((5 * MIB, 1))),
+            (5 * MIB + 1, 5 * MIB, Some((5 * MIB, 2))),
+            (3 * p16, p16, Some((p16, 3))),
+            (3 * p16 + 1, p16, Some((p16, 4))),
+            // exactly 10,000 parts at the preferred size
+            (10_000 * p16, p16, Some((p16, 10_000))),
+            // one byte more: the part size rises to a whole MiB
+            (10_000 * p16 + 1, p16, Some((17 * MIB, 9_412))),
+            // 5 TiB: 524.288 MiB -> 525 MiB parts
+            (MAX_OBJECT_SIZE, p16, Some((525 * MIB, 9_987))),
+            (MAX_OBJECT_SIZE + 1, p16, None),
+        ];
+        for (size, preferred, want) in cases {
+            let got = PartPlan::new(size, preferred).ok().map(|p| (p.part_size, p.part_count));
+            assert_eq!(got, want, "size {size}");
+            if let Some((ps, pc)) = got {
+                assert!(pc <= MAX_PARTS && (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&ps));
+                let plan = PartPlan { part_size: ps, part_count: pc };
+                let total: u64 = (1..=pc).map(|n| plan.part_len(size, n).unwrap()).sum();
+                assert_eq!(total, size);
+                assert!(plan.part_len(size, pc).unwrap() >= 1);
+                assert_eq!(plan.part_len(size, pc + 1), None);
+                assert_eq!(plan.part_len(size, 0), None);
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `AppState`: everything a request needs, built once and shared (cheap to clone).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::db::DbPool;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL pool: quotas, intents, assets.
+    pub db: DbPool,
+    /// The object store: HeadObject/DeleteObject/multipart calls and the presigner.
+    pub store: Store,
+    /// JWT verification, keys parsed once at start.
+    pub verifier: Arc<Verifier>,
+    /// Validated configuration, profiles included.
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// Per-owner request rate limit; `None` when disabled.
+    pub limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: DbPool, store: Store) -> anyhow::Result<Self> {
+        let verifier = Verifier::new(&config.jwt)?;
+        let limiter = config.rate_limit.map(|rl| {
+            let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(rl.burst).unwrap_or(per_second);
+            Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
+        });
+        Ok(Self {
+            db,
+            store,
+            verifier: Arc::new(verifier),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()?),
+            limiter,
+        })
+    }
+
+    /// `429 rate_limited` with the wait when the owner is over its rate.
+    pub fn rate_limit(&self, owner: &str) -> Result<(), Error> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(&owner.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            Error::RateLimited { retry_after: wait.as_secs_f64().ceil().max(1.0) as u32 }
+        })
+    }
+}
