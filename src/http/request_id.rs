@@ -4,8 +4,9 @@
 //! Mechanism: the middleware runs the rest of the request inside a tokio task-local
 //! (`REQUEST_ID.scope`). actix builds error responses (`ResponseError::error_response`)
 //! inside that future, so `current()` gives the error body its `request_id` without
-//! threading the request through every error. Errors that escape the inner service are
-//! turned into responses here, still inside the scope.
+//! threading the request through every error. (An `Err` that escapes the inner service,
+//! e.g. a CORS rejection, is passed on as is: actix forbids keeping a clone of the request
+//! across routing, so it cannot be turned into a response here.)
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -37,16 +38,7 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let http_req = req.request().clone();
-    let scoped_id = id.clone();
-    let mut res = REQUEST_ID
-        .scope(scoped_id, async move {
-            match next.call(req).await {
-                Ok(res) => res.map_into_boxed_body(),
-                Err(err) => ServiceResponse::new(http_req, err.error_response()),
-            }
-        })
-        .await;
+    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }

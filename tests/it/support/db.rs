@@ -1,0 +1,86 @@
+//! A fresh database per test: the first test migrates a template database (named after a
+//! hash of `sql/`, so a changed migration gets a new template) under an advisory lock; each
+//! test then clones it with `CREATE DATABASE … TEMPLATE`, which takes milliseconds.
+
+use sha2::Digest;
+use tokio_postgres::NoTls;
+
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut hash = sha2::Sha256::new();
+    for f in files {
+        hash.update(std::fs::read(&f).unwrap());
+    }
+    format!("r2b_tpl_{}", &hex::encode(hash.finalize())[..12])
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+    cfg.dbname(db);
+    // Rebuild a URL: tests only use host/port/user (trust auth) or a developer's URL.
+    let host = match &cfg.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let user = cfg.get_user().unwrap_or("postgres");
+    let password = cfg.get_password().map(|p| format!(":{}", String::from_utf8_lossy(p))).unwrap_or_default();
+    format!("postgres://{user}{password}@{host}:{port}/{db}")
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to the test PostgreSQL");
+    tokio::spawn(conn);
+    client
+}
+
+/// Creates `t_<uuid>` from the migrated template and returns its URL.
+pub async fn fresh_database() -> (String, String) {
+    let admin_url = super::env("R2B_TEST_DATABASE_URL");
+    let admin = connect(&admin_url).await;
+    let template = template_name();
+    admin.execute("select pg_advisory_lock(7262)", &[]).await.unwrap();
+    let exists = admin.query_opt("select 1 from pg_database where datname = $1", &[&template]).await.unwrap().is_some();
+    if !exists {
+        admin.execute(&format!("create database {template}"), &[]).await.unwrap();
+        let settings = r2_broker::config::Settings {
+            database_url: Some(with_db(&admin_url, &template)),
+            ..super::app::base_settings("unused")
+        };
+        let config = settings.validate().unwrap();
+        let pool = r2_broker::db::pool(&config).unwrap();
+        r2_broker::db::migrate(&pool).await.unwrap();
+        pool.close();
+        // A template must have no open connections when cloned.
+        admin
+            .execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                &[&template],
+            )
+            .await
+            .unwrap();
+    }
+    admin.execute("select pg_advisory_unlock(7262)", &[]).await.unwrap();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    admin.execute(&format!("create database {name} template {template}"), &[]).await.unwrap();
+    (with_db(&admin_url, &name), name)
+}
+
+/// Drops a test database (from `Drop`, so on its own thread and runtime).
+pub fn drop_database(name: String) {
+    let admin_url = super::env("R2B_TEST_DATABASE_URL");
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let admin = connect(&admin_url).await;
+            let _ = admin.execute(&format!("drop database if exists {name} with (force)"), &[]).await;
+        });
+    })
+    .join();
+}
+
+pub async fn client(url: &str) -> tokio_postgres::Client {
+    connect(url).await
+}
