@@ -79,6 +79,11 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid("limit: must be 1 to 1000"));
     }
+    if let Some(p) = profile
+        && state.config.profiles.get(p).is_none()
+    {
+        return Err(Error::invalid(format!("profile: unknown profile {p:?}")));
+    }
     let before = match cursor {
         None => (DateTime::<Utc>::MAX_UTC, Uuid::max()),
         Some(c) => decode_cursor(c).ok_or_else(|| Error::invalid("cursor: not a cursor from this API"))?,
@@ -222,16 +227,13 @@ pub async fn download_many(
     disposition: Option<Disposition>,
     expires_in: Option<i64>,
 ) -> Result<BTreeMap<Uuid, DownloadUrl>, Error> {
-    if ids.len() > MAX_DOWNLOAD_BATCH {
-        return Err(Error::invalid("ids: at most 1000"));
+    if ids.is_empty() || ids.len() > MAX_DOWNLOAD_BATCH {
+        return Err(Error::invalid("ids: 1 to 1000 asset ids"));
     }
     let expires_in = check_expires_in(expires_in)?;
     let now = crate::time::now_secs();
     let disposition = disposition.unwrap_or(Disposition::Inline);
     let mut out = BTreeMap::new();
-    if ids.is_empty() {
-        return Ok(out);
-    }
     for row in crate::db::assets::get_many(&state.db, owner, ids).await? {
         out.insert(row.id, download_url(state, &row, disposition, expires_in, now)?);
     }

@@ -25,6 +25,8 @@ pub mod keys;
 pub mod metrics;
 /// Profiles, content-type rules, multipart plans.
 pub mod profiles;
+/// Background cleanup: expiry, store cleanup, old idempotency keys.
+pub mod reaper;
 /// Shared application state.
 pub mod state;
 /// The object store (SDK calls, presigning, POST policies).
@@ -144,6 +146,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     tracing::info!(port = app.port(), "r2-broker listening");
     let handle = app.handle();
+    if let Some(every) = app.state().config.reaper_interval {
+        tokio::spawn(reaper::run_forever(app.state().clone(), every));
+    }
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
     tracing::info!("shutting down");

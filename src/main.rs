@@ -20,6 +20,8 @@ enum Command {
     Serve,
     /// Run the database migrations and exit
     Migrate,
+    /// Run one reaper pass (expire intents, clean the store, forget old idempotency keys) and exit
+    Reap,
 }
 
 #[tokio::main]
@@ -37,6 +39,13 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => r2_broker::serve(config).await,
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
+        Command::Reap => match r2_broker::build_state(config).await {
+            Ok(state) => r2_broker::reaper::run_once(&state)
+                .await
+                .map(|report| println!("{report:?}"))
+                .map_err(|e| anyhow::anyhow!("reaper pass failed: {e:?}")),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,9 @@
 //! `ALL_STATEMENTS` lists them so a test can `prepare` each against the migrated schema.
 
 pub mod assets;
+pub mod idempotency;
 pub mod owners;
+pub mod reaper;
 pub mod uploads;
 
 use std::time::Duration;
@@ -110,4 +112,12 @@ pub const ALL_STATEMENTS: &[&str] = &[
     assets::LIST_NEWEST,
     assets::LIST_NEWEST_IN_PROFILE,
     assets::DELETE_ASSET,
+    reaper::EXPIRE_DUE,
+    reaper::CLAIM_TO_CLEAN,
+    reaper::SET_CLEANED,
+    reaper::FORGET_KEYS,
+    idempotency::BEGIN,
+    idempotency::GET,
+    idempotency::FINISH,
+    idempotency::DISCARD,
 ];

@@ -4,6 +4,7 @@
 //! or query (400) — because actix runs extractors left to right and the first error wins.
 
 pub mod assets;
+pub mod idempotency;
 pub mod middleware;
 pub mod ops;
 pub mod request_id;

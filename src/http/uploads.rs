@@ -1,8 +1,10 @@
 //! Upload handlers: extract (path, token, body/query), call one workflow, shape the answer.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
+use super::idempotency::{self, Reply};
 use super::{OwnerQuery, optional_json};
 use crate::auth::Caller;
 use crate::error::Error;
@@ -11,22 +13,39 @@ use crate::uploads::{
     self, batch::BatchRequest, complete::Completed, create::CreateUploadRequest, parts::PresignPartsRequest,
 };
 
+fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Result<Reply, Error> {
+    Ok((status, Some(serde_json::to_value(body).map_err(anyhow::Error::from)?)))
+}
+
+/// The parsed body, serialized again: what an Idempotency-Key is bound to.
+fn canonical<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, Error> {
+    Ok(serde_json::to_vec(body).map_err(anyhow::Error::from)?)
+}
+
 pub async fn create_upload(
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
-    let intent = uploads::create::create(&state, &caller, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(intent))
+    let body = body.into_inner();
+    idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
+        json(StatusCode::CREATED, uploads::create::create(&state, &caller, body).await?)
+    })
+    .await
 }
 
 pub async fn create_upload_batch(
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<BatchRequest>,
 ) -> Result<HttpResponse, Error> {
-    let results = uploads::batch::create_batch(&state, &caller, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(results))
+    let body = body.into_inner();
+    idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
+        json(StatusCode::OK, uploads::batch::create_batch(&state, &caller, body).await?)
+    })
+    .await
 }
 
 pub async fn get_upload(
@@ -43,26 +62,34 @@ pub async fn abort_upload(
     id: web::Path<Uuid>,
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: web::Query<OwnerQuery>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    uploads::abort::abort(&state, &owner, *id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    idempotency::run(&state, &req, &caller.owner, b"", || async {
+        uploads::abort::abort(&state, &owner, *id).await?;
+        Ok((StatusCode::NO_CONTENT, None))
+    })
+    .await
 }
 
 pub async fn complete_upload(
     id: web::Path<Uuid>,
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: web::Query<OwnerQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Error> {
-    let req = optional_json(&body)?;
+    let parsed = optional_json(&body)?;
     let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(match uploads::complete::complete(&state, &owner, *id, req).await? {
-        Completed::Created(asset) => HttpResponse::Created().json(asset),
-        Completed::Again(asset) => HttpResponse::Ok().json(asset),
+    idempotency::run(&state, &req, &caller.owner, &body, || async {
+        match uploads::complete::complete(&state, &owner, *id, parsed).await? {
+            Completed::Created(asset) => json(StatusCode::CREATED, asset),
+            Completed::Again(asset) => json(StatusCode::OK, asset),
+        }
     })
+    .await
 }
 
 pub async fn presign_parts(

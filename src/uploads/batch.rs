@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 pub const MAX_BATCH: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub uploads: Vec<CreateUploadRequest>,

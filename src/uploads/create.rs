@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::UploadIntent;
@@ -19,8 +19,10 @@ use crate::state::AppState;
 
 /// `metadata` is at most 2,048 bytes as compact JSON (API.md).
 pub const MAX_METADATA_JSON: usize = 2048;
+/// S3 and R2 take at most 5 GiB in one PutObject / POST.
+pub const MAX_SINGLE_UPLOAD: u64 = 5 * 1024 * 1024 * 1024;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUploadRequest {
     pub filename: String,
@@ -92,6 +94,11 @@ pub fn validate<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadReque
     }
     if !profile.allows(&content_type) {
         return Err(Error::UnsupportedContentType(req.content_type));
+    }
+    if method != UploadMethod::Multipart && req.size as u64 > MAX_SINGLE_UPLOAD {
+        return Err(Error::MethodNotSupported(
+            format!("method {}: a single request uploads at most 5 GiB; use method multipart", method.as_str()).into(),
+        ));
     }
     if method == UploadMethod::Post && !state.store.supports_post_policy() {
         return Err(Error::MethodNotSupported(

@@ -1,0 +1,80 @@
+//! The reaper: expires pending intents past their deadline (releasing quota), removes what
+//! the store still holds for ended intents (objects written but never completed,
+//! multipart uploads), and forgets idempotency keys after 24 hours. It runs in the
+//! background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
+//! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`).
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+const BATCH: i64 = 100;
+/// Bounds one pass, so a huge backlog is worked off over several passes.
+const MAX_BATCHES: usize = 50;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub expired: i64,
+    pub cleaned: i64,
+    pub clean_failures: i64,
+    pub keys_forgotten: u64,
+}
+
+/// One pass over everything due.
+pub async fn run_once(state: &AppState) -> Result<Report, Error> {
+    let mut report = Report::default();
+    for _ in 0..MAX_BATCHES {
+        let n = crate::db::reaper::expire_due(&state.db, BATCH).await?;
+        report.expired += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    for _ in 0..MAX_BATCHES {
+        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, |row| async move {
+            let mut ok = true;
+            if let Some(mp) = &row.multipart_upload_id {
+                ok &= state.store.abort_multipart(&row.key, mp).await.is_ok();
+            }
+            ok && state.store.delete(&row.key).await.is_ok()
+        })
+        .await?;
+        report.cleaned += cleaned;
+        report.clean_failures += failed;
+        // Stop when the batch was short, or when nothing could be cleaned (store down).
+        if cleaned + failed < BATCH || cleaned == 0 {
+            break;
+        }
+    }
+    for _ in 0..MAX_BATCHES {
+        let n = crate::db::reaper::forget_keys(&state.db, 1000).await?;
+        report.keys_forgotten += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    let m = &state.metrics.reaper_actions;
+    m.with_label_values(&["expired"]).inc_by(report.expired as u64);
+    m.with_label_values(&["cleaned"]).inc_by(report.cleaned as u64);
+    m.with_label_values(&["clean_failed"]).inc_by(report.clean_failures as u64);
+    m.with_label_values(&["keys_forgotten"]).inc_by(report.keys_forgotten);
+    state.metrics.uploads_ended.with_label_values(&["expired"]).inc_by(report.expired as u64);
+    if report != Report::default() {
+        tracing::info!(?report, "reaper pass");
+    }
+    Ok(report)
+}
+
+/// The background loop; errors are logged and the next pass tries again.
+pub async fn run_forever(state: AppState, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = run_once(&state).await {
+            tracing::warn!(error = ?e, "reaper pass failed");
+        }
+        if let Some(limiter) = &state.limiter {
+            limiter.retain_recent();
+        }
+    }
+}
