@@ -127,11 +127,10 @@ pub async fn reserve_and_insert(
     if client.query_opt(&stmt, &params).await?.is_some() {
         return Ok(Reservation::Reserved);
     }
-    // Refused, or a first upload: make sure the owner row exists and try once more.
+    // Refused, or the owner has no row yet: make sure it exists (a concurrent first
+    // request may have just created it) and try once more.
     let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
-    if client.execute(&ensure, &[&u.owner]).await? == 0 {
-        return Ok(Reservation::Refused);
-    }
+    client.execute(&ensure, &[&u.owner]).await?;
     Ok(match client.query_opt(&stmt, &params).await? {
         Some(_) => Reservation::Reserved,
         None => Reservation::Refused,

@@ -97,7 +97,7 @@ struct DownloadUrls {
 pub async fn get_download_urls(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<DownloadUrlsRequest>,
+    body: super::json::Json<DownloadUrlsRequest>,
 ) -> Result<HttpResponse, Error> {
     let b = body.into_inner();
     let owner = caller.owner_for(b.owner.as_deref())?;

@@ -94,8 +94,20 @@ where
     let (status, body) = match work().await {
         Ok(reply) => reply,
         Err(e) if e.status().is_server_error() => {
-            if let Err(d) = db::discard(&state.db, owner, key).await {
-                tracing::warn!(error = %d, "could not discard an idempotency key after a failure");
+            if db::discard(&state.db, owner, key).await.is_err() {
+                // The database is likely down too: keep trying in the background, so a
+                // retry that is waiting on this key runs as soon as the database is back
+                // (instead of waiting for the key to go stale).
+                let (db, owner, key) = (state.db.clone(), owner.to_owned(), key.to_owned());
+                tokio::spawn(async move {
+                    for _ in 0..120 {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if db::discard(&db, &owner, &key).await.is_ok() {
+                            return;
+                        }
+                    }
+                    tracing::warn!("could not discard an idempotency key after a failure; it goes stale in 60 s");
+                });
             }
             return Err(e);
         }

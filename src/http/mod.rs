@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod idempotency;
+pub mod json;
 pub mod middleware;
 pub mod ops;
 pub mod request_id;
@@ -56,7 +57,7 @@ pub fn route_table() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config()).app_data(query_config()).app_data(path_config());
+    cfg.app_data(web::PayloadConfig::new(MAX_JSON_BODY)).app_data(query_config()).app_data(path_config());
     for (path, routes) in table() {
         let allow: Vec<&'static str> = routes.iter().map(|(m, _)| *m).collect();
         let mut resource = web::resource(path);
@@ -77,25 +78,6 @@ pub async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::NotFound)
 }
 
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_JSON_BODY)
-        // Clients that omit Content-Type still get their JSON parsed; a wrong one is 400.
-        .content_type_required(false)
-        .error_handler(|err, _| {
-            use actix_web::error::JsonPayloadError as J;
-            let message = match &err {
-                J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-                    format!("request body: larger than {MAX_JSON_BODY} bytes")
-                }
-                J::ContentType => "request body: Content-Type must be application/json".to_owned(),
-                J::Deserialize(e) => format!("request body: {e}"),
-                other => format!("request body: {other}"),
-            };
-            Error::invalid(message).into()
-        })
-}
-
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _| Error::invalid(format!("query: {err}")).into())
 }
@@ -110,7 +92,7 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("request body: {e}")))
+    json::parse_object(body)
 }
 
 /// `?owner=` for routes whose body does not carry it.

@@ -26,7 +26,7 @@ pub async fn create_upload(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<CreateUploadRequest>,
+    body: super::json::Json<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
@@ -39,7 +39,7 @@ pub async fn create_upload_batch(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<BatchRequest>,
+    body: super::json::Json<BatchRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
@@ -97,7 +97,7 @@ pub async fn presign_parts(
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
-    body: web::Json<PresignPartsRequest>,
+    body: super::json::Json<PresignPartsRequest>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
     Ok(HttpResponse::Ok().json(uploads::parts::presign(&state, &owner, *id, body.into_inner()).await?))

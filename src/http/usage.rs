@@ -21,7 +21,7 @@ pub async fn set_quota(
     caller: Caller,
     owner: web::Path<String>,
     state: web::Data<AppState>,
-    body: web::Json<QuotaUpdate>,
+    body: super::json::Json<QuotaUpdate>,
 ) -> Result<HttpResponse, Error> {
     caller.require_admin()?;
     Ok(HttpResponse::Ok().json(usage::set_quota(&state, owner.into_inner(), body.into_inner()).await?))

@@ -98,7 +98,10 @@ impl Store {
         match self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(store_upload_id).send().await
         {
             Ok(_) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(404)) => Ok(()),
+            // 404 NoSuchUpload on S3 and R2. s3s-fs answers 403 for an upload it already
+            // forgot; the id comes from our own database, so a 403 here cannot be a guess at
+            // someone else's upload — at worst the bucket lifecycle rule removes a leftover.
+            Err(e) if matches!(status_of(&e), Some(404 | 403)) => Ok(()),
             Err(e) => Err(classify("AbortMultipartUpload", e)),
         }
     }

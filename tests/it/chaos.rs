@@ -306,3 +306,56 @@ async fn readyz_is_503_while_either_dependency_is_cut_and_healthz_stays_200() {
     store(&app).restore();
     assert_eq!(ops(&app, "/readyz").await.status, 200);
 }
+
+async fn complete_with_key(app: &TestApp, owner: &str, id: &str, key: &str) -> Call {
+    let req = app
+        .http
+        .post(format!("{}/v1/uploads/{id}/complete", app.base))
+        .bearer_auth(app.token(owner))
+        .header("idempotency-key", key);
+    crate::support::app::to_call(req.send().await.expect("the broker answers")).await
+}
+
+/// A 5xx is not kept under an `Idempotency-Key` (http/idempotency.rs): the retry runs again.
+#[tokio::test]
+async fn a_503_is_not_replayed_to_a_retry_with_the_same_idempotency_key() {
+    let app = spawn(false, true).await;
+    let (_, id, _) = uploaded_intent(&app, "gina").await;
+
+    store(&app).cut();
+    assert_unavailable(&app, &complete_with_key(&app, "gina", &id, "k-1").await);
+    store(&app).restore();
+
+    let r = complete_with_key(&app, "gina", &id, "k-1").await;
+    assert_eq!(r.status, 201, "{:#}", r.body);
+    assert_eq!(app.usage_row("gina").await, (5, 1, 0, 0));
+    assert_nothing_half_written(&app).await;
+}
+
+/// The same, when the database dies while the request waits on the store: the key was
+/// claimed, and forgetting it after the 503 needs the database too.
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_runs_again_after_the_database_died_mid_request() {
+    let app = spawn(true, true).await;
+    let (_, id, _) = uploaded_intent(&app, "hugo").await;
+
+    store(&app).stall();
+    let (r, ()) = tokio::join!(complete_with_key(&app, "hugo", &id, "k-1"), async {
+        // The request is in HeadObject: its database work (claim the key, load) is done.
+        while store(&app).held() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        db(&app).cut();
+        store(&app).cut();
+    });
+    assert_unavailable(&app, &r);
+    db(&app).restore();
+    store(&app).restore();
+    assert_eq!(app.upload_status(&id).await, "pending");
+    assert_nothing_half_written(&app).await;
+
+    let started = std::time::Instant::now();
+    let r = complete_with_key(&app, "hugo", &id, "k-1").await;
+    assert_eq!(r.status, 201, "after {:?}: {:#}", started.elapsed(), r.body);
+    assert_eq!(app.usage_row("hugo").await, (5, 1, 0, 0));
+}

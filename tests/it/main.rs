@@ -6,8 +6,12 @@ mod support;
 
 mod assets;
 mod auth;
+mod batch_idempotency;
 mod chaos;
 mod errors;
+mod multipart;
 mod ops;
+mod post_policy;
 mod quota;
+mod reaper;
 mod uploads_put;

@@ -78,19 +78,23 @@ async fn a_burst_of_concurrent_creates_never_overshoots_the_object_quota() {
 }
 
 #[tokio::test]
-#[ignore = "bug: concurrent first creates of a new owner get 403 quota_exceeded (db::uploads::reserve_and_insert treats a lost ENSURE_OWNER race as a refusal)"]
-async fn concurrent_first_creates_of_a_new_owner_all_succeed_within_the_default_quota() {
-    // Arrange: an owner with no row yet, far below the default quota
+async fn concurrent_first_creates_of_new_owners_all_succeed_within_the_default_quota() {
+    // Arrange: warm connections, and owners with no row yet, far below the default quota
     let app = TestApp::spawn().await;
+    let warm = app.token("warm-up");
+    join_all((0..20).map(|_| app.get("/v1/usage", &warm))).await;
 
-    // Act: their very first requests arrive together
-    let calls = create_burst(&app, "newcomer", 20, 10).await;
+    for round in 0..10 {
+        let owner = format!("newcomer-{round}");
+        // Act: an owner's very first requests arrive together
+        let calls = create_burst(&app, &owner, 20, 10).await;
 
-    // Assert: nobody is refused, and everything is counted once
-    let refused: Vec<&Value> = calls.iter().filter(|c| c.status != 201).map(|c| &c.body).collect();
-    assert!(refused.is_empty(), "{} of 20 refused, e.g. {:#}", refused.len(), refused[0]);
-    assert_eq!(app.usage_row("newcomer").await, (0, 0, 200, 20));
-    assert_eq!(uploads_of(&app, "newcomer").await, 20);
+        // Assert: nobody is refused, and everything is counted once
+        let refused: Vec<&Value> = calls.iter().filter(|c| c.status != 201).map(|c| &c.body).collect();
+        assert!(refused.is_empty(), "{owner}: {} of 20 refused, e.g. {:#}", refused.len(), refused[0]);
+        assert_eq!(app.usage_row(&owner).await, (0, 0, 200, 20));
+        assert_eq!(uploads_of(&app, &owner).await, 20);
+    }
 }
 
 #[tokio::test]
@@ -224,7 +228,7 @@ async fn the_admin_quota_route_refuses_bad_bodies_and_non_admins() {
         json!({"quota_bytes": 1.5}),
         json!({"quota_bytes": "100"}),
         json!({"quota_bytes": 9_223_372_036_854_775_808u64}),
-        json!([100]),
+        json!("quota_bytes"),
     ] {
         put_quota(&app, "rex", body.clone()).await.assert_error(400, "invalid_request");
         assert_eq!(stored_quota(&app, "rex").await, Some((Some(100), Some(10))), "{body}");
@@ -259,4 +263,18 @@ async fn lowering_a_quota_below_current_usage_is_allowed_and_refuses_new_uploads
     assert_eq!(app.delete(&format!("/v1/assets/{id}"), &app.token("lou")).await.status, 204);
     assert_eq!(app.create("lou", intent(5)).await.status, 201);
     assert_eq!(app.usage_row("lou").await, (0, 0, 5, 1));
+}
+
+#[tokio::test]
+async fn the_admin_quota_route_refuses_an_array_body() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    app.set_quota("sol", Some(100), Some(10)).await;
+
+    // Act: the fields in order, as an array instead of an object
+    let c = put_quota(&app, "sol", json!([55, 5])).await;
+
+    // Assert
+    c.assert_error(400, "invalid_request");
+    assert_eq!(stored_quota(&app, "sol").await, Some((Some(100), Some(10))));
 }

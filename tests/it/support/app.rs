@@ -36,6 +36,8 @@ pub fn base_settings(database_url: &str) -> Settings {
     }
 }
 
+pub type Tweak = Box<dyn FnOnce(&mut Settings)>;
+
 #[derive(Default)]
 pub struct TestOptions {
     /// Contents of a profiles TOML file.
@@ -44,7 +46,7 @@ pub struct TestOptions {
     pub db_proxy: bool,
     pub s3_proxy: bool,
     /// Last word on the settings.
-    pub tweak: Option<Box<dyn FnOnce(&mut Settings)>>,
+    pub tweak: Option<Tweak>,
 }
 
 pub struct TestApp {

@@ -1,51 +1,82 @@
 //! A TCP proxy to cut a dependency mid-workflow (crates.io's chaosproxy is the model).
 //! `cut()` closes every open connection and refuses new ones; `restore()` lets traffic
-//! through again.
+//! through again; `stall()` closes every open connection and holds new ones open without
+//! forwarding a byte, so a test can act while a request hangs on the dependency.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Open,
+    Cut,
+    Stall,
+}
+
 pub struct ChaosProxy {
     pub addr: SocketAddr,
-    enabled: Arc<watch::Sender<bool>>,
+    mode: Arc<watch::Sender<Mode>>,
+    held: Arc<AtomicUsize>,
 }
 
 impl ChaosProxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, _) = watch::channel(true);
-        let enabled = Arc::new(tx);
-        let accept_enabled = enabled.clone();
+        let (tx, _) = watch::channel(Mode::Open);
+        let mode = Arc::new(tx);
+        let held = Arc::new(AtomicUsize::new(0));
+        let (accept_mode, accept_held) = (mode.clone(), held.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else { return };
-                if !*accept_enabled.borrow() {
-                    drop(inbound);
-                    continue;
-                }
-                let mut rx = accept_enabled.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
-                    let mut inbound = inbound;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = rx.wait_for(|on| !*on) => {}
+                let mut rx = accept_mode.subscribe();
+                let current = *rx.borrow_and_update();
+                match current {
+                    Mode::Cut => drop(inbound),
+                    Mode::Stall => {
+                        let held = accept_held.clone();
+                        held.fetch_add(1, Ordering::SeqCst);
+                        tokio::spawn(async move {
+                            let _ = rx.wait_for(|m| *m != Mode::Stall).await;
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            drop(inbound);
+                        });
                     }
-                });
+                    Mode::Open => {
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                            let mut inbound = inbound;
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                _ = rx.wait_for(|m| *m != Mode::Open) => {}
+                            }
+                        });
+                    }
+                }
             }
         });
-        Self { addr, enabled }
+        Self { addr, mode, held }
     }
 
     pub fn cut(&self) {
-        self.enabled.send_replace(false);
+        self.mode.send_replace(Mode::Cut);
     }
 
     pub fn restore(&self) {
-        self.enabled.send_replace(true);
+        self.mode.send_replace(Mode::Open);
+    }
+
+    pub fn stall(&self) {
+        self.mode.send_replace(Mode::Stall);
+    }
+
+    /// Connections currently held by `stall()`.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 }

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod chaos;
 pub mod db;
+pub mod multipart;
 
 pub use app::{Call, TestApp, TestOptions};
 
