@@ -1,0 +1,539 @@
+//! The presigner against aws-sdk-s3's own presigned requests: byte-identical URLs.
+use super::*;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::presigning::PresigningConfig;
+
+const AK: &str = "AKIDTEST";
+const SK: &str = "SECRETTEST123";
+const R2: &str = "https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com";
+const LOCAL: &str = "http://127.0.0.1:8014";
+const ENDPOINTS: [&str; 2] = [R2, LOCAL];
+const BUCKET: &str = "tb";
+const UPLOAD_ID: &str = "0b5f3c1e-7d2a-4c1b-9f3e-2a4b6c8d0e1f";
+const SHA: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+const DISPOSITION: &str = r#"attachment; filename="a b.txt"; filename*=UTF-8''%C3%A9.txt"#;
+const KEYS: [&str; 6] = [
+    "uploads/b3duZXI/0b5f3c1e-7d2a-4c1b-9f3e-2a4b6c8d0e1f/IMG_0001.HEIC",
+    "a_b-c.d/x~41y",
+    "dir with spaces/a b.txt",
+    "p/!\"#$&'()*+,:;<=>?@[\\]^`{|}~ x%y",
+    "ünï/日本語 ファイル.txt",
+    "a//b/.../c.",
+];
+
+/// 2026-11-22T19:15:00Z, and a second just before a UTC midnight.
+fn times() -> [SystemTime; 3] {
+    [
+        UNIX_EPOCH + Duration::from_secs(1_795_374_900),
+        UNIX_EPOCH + Duration::from_secs(1_795_391_999),
+        UNIX_EPOCH + Duration::from_secs(1_795_392_000),
+    ]
+}
+
+fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("auto"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+fn cfg(t: SystemTime, d: Duration) -> PresigningConfig {
+    PresigningConfig::builder().start_time(t).expires_in(d).build().unwrap()
+}
+
+fn presigner(endpoint: &str) -> Presigner {
+    Presigner::new(endpoint, BUCKET, "auto", AK, SK).unwrap()
+}
+
+#[track_caller]
+fn assert_same(sdk: &aws_sdk_s3::presigning::PresignedRequest, mine: &PresignedRequest) {
+    assert_eq!(sdk.method(), mine.method);
+    assert_eq!(sdk.uri(), mine.url, "URL differs from the SDK's");
+    let mut sdk_headers: Vec<(String, String)> = sdk
+        .headers()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    sdk_headers.sort();
+    assert_eq!(sdk_headers, mine.headers, "headers differ from the SDK's");
+    let url = mine.url.to_ascii_lowercase();
+    assert!(!url.contains("x-amz-checksum-crc32"), "{url}");
+    assert!(!url.contains("x-amz-sdk-checksum-algorithm"), "{url}");
+}
+
+#[tokio::test]
+async fn put_object_matches_sdk() {
+    let mut checked = 0;
+    for ep in ENDPOINTS {
+        let (c, p) = (client(ep), presigner(ep));
+        for key in KEYS {
+            for t in times() {
+                for d in [1, 3600, 604_800].map(Duration::from_secs) {
+                    for ct in ["image/heic", "text/plain; charset=utf-8", "  a/b  ;  x=1 "] {
+                        for sum in [None, Some(SHA)] {
+                            let len = 3_481_923;
+                            let sdk = c
+                                .put_object()
+                                .bucket(BUCKET)
+                                .key(key)
+                                .content_type(ct)
+                                .content_length(len as i64)
+                                .metadata("upload-id", UPLOAD_ID)
+                                .if_none_match("*")
+                                .set_checksum_sha256(sum.map(str::to_owned))
+                                .presigned(cfg(t, d))
+                                .await
+                                .unwrap();
+                            let mine = p.put_object(key, ct, len, UPLOAD_ID, sum, d, t).unwrap();
+                            assert_same(&sdk, &mine);
+                            let signed = if sum.is_some() {
+                                "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-sha256%3Bx-amz-meta-upload-id&"
+                            } else {
+                                "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-meta-upload-id&"
+                            };
+                            assert!(mine.url.contains(signed), "{}", mine.url);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 2 * KEYS.len() * 3 * 3 * 3 * 2);
+}
+
+#[tokio::test]
+async fn upload_part_matches_sdk() {
+    for ep in ENDPOINTS {
+        let (c, p) = (client(ep), presigner(ep));
+        for key in KEYS {
+            for upload_id in ["VXBsb2FkIElE/Zm9v+YmFy==", "2~iCw_lDY8VoNCqCFmaeqa8B-vFWhr5cT", "a b/c+d=e&f%g"] {
+                for (part, len) in [(1u32, 8_388_608u64), (10_000, 1), (7, 0)] {
+                    for t in times() {
+                        let d = Duration::from_secs(3600);
+                        let sdk = c
+                            .upload_part()
+                            .bucket(BUCKET)
+                            .key(key)
+                            .upload_id(upload_id)
+                            .part_number(part as i32)
+                            .content_length(len as i64)
+                            .presigned(cfg(t, d))
+                            .await
+                            .unwrap();
+                        let mine = p.upload_part(key, upload_id, part, len, d, t).unwrap();
+                        assert_same(&sdk, &mine);
+                        assert!(mine.url.contains("X-Amz-SignedHeaders=content-length%3Bhost&"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn get_object_matches_sdk() {
+    let every_ascii: String = (0x20u8..0x7f).map(char::from).collect();
+    let unicode = "attachment; filename*=UTF-8''日本%E6.txt; x=\"é ü\"";
+    let types = [None, Some("image/heic"), Some("text/plain; charset=\"utf-8\"")];
+    let dispositions = [None, Some(DISPOSITION), Some("inline"), Some(every_ascii.as_str()), Some(unicode)];
+    for ep in ENDPOINTS {
+        let (c, p) = (client(ep), presigner(ep));
+        for key in KEYS {
+            for ty in types {
+                for disp in dispositions {
+                    for t in times() {
+                        let d = Duration::from_secs(600);
+                        let sdk = c
+                            .get_object()
+                            .bucket(BUCKET)
+                            .key(key)
+                            .set_response_content_type(ty.map(str::to_owned))
+                            .set_response_content_disposition(disp.map(str::to_owned))
+                            .presigned(cfg(t, d))
+                            .await
+                            .unwrap();
+                        let mine = p.get_object(key, ty, disp, d, t).unwrap();
+                        assert_same(&sdk, &mine);
+                        assert!(mine.headers.is_empty());
+                        assert!(mine.url.contains("X-Amz-SignedHeaders=host&"));
+                    }
+                }
+            }
+        }
+    }
+    // The awkward value also works as a content type.
+    let t = times()[0];
+    let d = Duration::from_secs(1);
+    let c = client(R2);
+    let sdk = c
+        .get_object()
+        .bucket(BUCKET)
+        .key(KEYS[3])
+        .response_content_type(&every_ascii)
+        .response_content_disposition(unicode)
+        .presigned(cfg(t, d))
+        .await
+        .unwrap();
+    let mine = presigner(R2).get_object(KEYS[3], Some(&every_ascii), Some(unicode), d, t).unwrap();
+    assert_same(&sdk, &mine);
+}
+
+#[tokio::test]
+async fn head_and_delete_match_sdk() {
+    for ep in ENDPOINTS {
+        let (c, p) = (client(ep), presigner(ep));
+        for key in KEYS {
+            let (t, d) = (times()[1], Duration::from_secs(900));
+            let sdk = c.head_object().bucket(BUCKET).key(key).presigned(cfg(t, d)).await.unwrap();
+            assert_same(&sdk, &p.head_object(key, d, t).unwrap());
+            let sdk = c.delete_object().bucket(BUCKET).key(key).presigned(cfg(t, d)).await.unwrap();
+            assert_same(&sdk, &p.delete_object(key, d, t).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn endpoint_forms_match_sdk() {
+    // Trailing slash, default ports (signed host without the port, URL keeps it),
+    // another region and awkward credentials.
+    let (t, d) = (times()[0], Duration::from_secs(60));
+    for ep in [
+        "https://acct.r2.cloudflarestorage.com/",
+        "https://s3.eu-west-1.amazonaws.com:443",
+        "http://localhost:80",
+        "http://[::1]:9000",
+    ] {
+        for (region, ak, sk) in [("auto", AK, SK), ("eu-west-1", "AK+ID=x", "s/e+c=r")] {
+            let conf = aws_sdk_s3::config::Builder::new()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(region))
+                .endpoint_url(ep)
+                .force_path_style(true)
+                .credentials_provider(Credentials::new(ak, sk, None, None, "test"))
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .build();
+            let c = aws_sdk_s3::Client::from_conf(conf);
+            let p = Presigner::new(ep, "my-bucket.v2", region, ak, sk).unwrap();
+            let sdk = c.get_object().bucket("my-bucket.v2").key(KEYS[0]).presigned(cfg(t, d)).await.unwrap();
+            assert_same(&sdk, &p.get_object(KEYS[0], None, None, d, t).unwrap());
+        }
+    }
+}
+
+#[test]
+fn signing_key_cache_follows_the_day() {
+    let p = presigner(LOCAL);
+    let [a, b, c] = times();
+    let d = Duration::from_secs(60);
+    let first: Vec<_> = [a, b, c, a, c]
+        .iter()
+        .map(|&t| p.put_object(KEYS[0], "image/png", 1, UPLOAD_ID, None, d, t).unwrap())
+        .collect();
+    for (i, &t) in [a, b, c, a, c].iter().enumerate() {
+        let fresh = presigner(LOCAL);
+        assert_eq!(fresh.put_object(KEYS[0], "image/png", 1, UPLOAD_ID, None, d, t).unwrap(), first[i]);
+    }
+    // The cached key is aws-sigv4's key for the day.
+    let stamp = Stamp::new(c).unwrap();
+    let expected = generate_signing_key(SK, c, "auto", "s3");
+    assert_eq!(p.signing_key(&stamp).as_slice(), expected.as_ref());
+}
+
+#[test]
+fn stamps_match_chrono() {
+    for secs in (0..4_102_444_800u64).step_by(86_400 * 7 + 3_601).chain([
+        951_782_400, // 2000-02-29
+        1_795_391_999,
+        253_402_300_799, // 9999-12-31T23:59:59Z
+    ]) {
+        let s = Stamp::new(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+        let c = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap();
+        assert_eq!(s.date_time(), c.format("%Y%m%dT%H%M%SZ").to_string());
+        assert_eq!(s.date(), c.format("%Y%m%d").to_string());
+    }
+    assert_eq!(Stamp::new(UNIX_EPOCH + Duration::from_secs(253_402_300_800)).err(), Some(PresignError::InvalidTime));
+    assert_eq!(Stamp::new(UNIX_EPOCH - Duration::from_secs(1)).err(), Some(PresignError::InvalidTime));
+}
+
+#[test]
+fn rejects_bad_input() {
+    let p = presigner(R2);
+    let t = times()[0];
+    let h = Duration::from_secs(3600);
+    let put =
+        |key: &str, ct: &str, id: &str, sum: Option<&str>, d: Duration| p.put_object(key, ct, 1, id, sum, d, t).err();
+    use PresignError::*;
+    assert_eq!(put("k", "a/b", "id", None, Duration::ZERO), Some(InvalidExpiry));
+    assert_eq!(put("k", "a/b", "id", None, Duration::from_millis(999)), Some(InvalidExpiry));
+    assert_eq!(put("k", "a/b", "id", None, MAX_EXPIRES_IN + Duration::from_millis(1)), Some(InvalidExpiry));
+    assert_eq!(put("k", "a/b", "id", None, Duration::from_secs(1)), None);
+    assert_eq!(put("k", "a/b", "id", None, MAX_EXPIRES_IN), None);
+    assert!(matches!(put("", "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert!(matches!(put("/k", "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert!(matches!(put("a/../k", "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert!(matches!(put("a/./k", "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert!(matches!(put("..", "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert!(matches!(put(&"k".repeat(1025), "a/b", "id", None, h), Some(InvalidKey(_))));
+    assert_eq!(put(&"k".repeat(1024), "a/b", "id", None, h), None);
+    assert_eq!(put("k", "", "id", None, h), Some(InvalidHeaderValue("content-type")));
+    assert_eq!(put("k", "   ", "id", None, h), Some(InvalidHeaderValue("content-type")));
+    assert_eq!(put("k", "a/b\r\nx: y", "id", None, h), Some(InvalidHeaderValue("content-type")));
+    assert_eq!(put("k", "a/b\tc", "id", None, h), Some(InvalidHeaderValue("content-type")));
+    assert_eq!(put("k", "a/é", "id", None, h), Some(InvalidHeaderValue("content-type")));
+    assert_eq!(put("k", "a/b", "", None, h), Some(InvalidHeaderValue("x-amz-meta-upload-id")));
+    assert_eq!(put("k", "a/b", "id", Some(""), h), Some(InvalidHeaderValue("x-amz-checksum-sha256")));
+    assert_eq!(p.upload_part("k", "u", 0, 1, h, t).err(), Some(InvalidPartNumber));
+    assert_eq!(p.upload_part("k", "u", 10_001, 1, h, t).err(), Some(InvalidPartNumber));
+    assert_eq!(p.upload_part("k", "", 1, 1, h, t).err(), Some(InvalidUploadId));
+    assert_eq!(p.get_object("k", None, None, Duration::ZERO, t).err(), Some(InvalidExpiry));
+
+    for ep in [
+        "ftp://x",
+        "x.example.com",
+        "https://",
+        "https://u:p@x.example.com",
+        "https://x.example.com/path",
+        "https://x.example.com/?q=1",
+        "",
+    ] {
+        assert!(matches!(Presigner::new(ep, "b", "auto", AK, SK), Err(InvalidEndpoint(_))), "{ep}");
+    }
+    for b in ["", "a/b", "a b", ".", "..", "é"] {
+        assert!(matches!(Presigner::new(R2, b, "auto", AK, SK), Err(InvalidBucket(_))), "{b}");
+    }
+    assert!(matches!(Presigner::new(R2, "b", "", AK, SK), Err(InvalidRegion(_))));
+    assert!(matches!(Presigner::new(R2, "b", "a/b", AK, SK), Err(InvalidRegion(_))));
+    assert!(matches!(Presigner::new(R2, "b", "auto", "", SK), Err(InvalidCredentials(_))));
+    assert!(matches!(Presigner::new(R2, "b", "auto", AK, ""), Err(InvalidCredentials(_))));
+    // The secret never shows in Debug output.
+    assert!(!format!("{p:?}").contains(SK));
+}
+
+#[test]
+fn endpoint_normalisation() {
+    let p = Presigner::new("HTTPS://ACCT.R2.example.COM/", "b", "auto", AK, SK).unwrap();
+    assert_eq!(p.endpoint(), "https://acct.r2.example.com");
+    assert_eq!(p.signed_host(), "acct.r2.example.com");
+    assert_eq!(p.bucket_url(), "https://acct.r2.example.com/b");
+    let p = Presigner::new("https://x.example.com:443", "b", "auto", AK, SK).unwrap();
+    assert_eq!(p.endpoint(), "https://x.example.com:443");
+    assert_eq!(p.signed_host(), "x.example.com");
+    let p = Presigner::new(LOCAL, "b", "auto", AK, SK).unwrap();
+    assert_eq!(p.signed_host(), "127.0.0.1:8014");
+}
+
+/// `cargo test --release -- --ignored --nocapture bench_presign`
+#[test]
+#[ignore]
+fn bench_presign() {
+    const N: u32 = 100_000;
+    let p = presigner(R2);
+    let t = times()[0];
+    let d = Duration::from_secs(3600);
+    let key = KEYS[0];
+    let _ = p.put_object(key, "image/heic", 3_481_923, UPLOAD_ID, Some(SHA), d, t);
+    let start = std::time::Instant::now();
+    for i in 0..N {
+        let r = p.put_object(key, "image/heic", 3_481_923 + u64::from(i), UPLOAD_ID, Some(SHA), d, t).unwrap();
+        std::hint::black_box(r);
+    }
+    let put = start.elapsed().as_nanos() / u128::from(N);
+    let start = std::time::Instant::now();
+    for i in 0..N {
+        let r = p.upload_part(key, "VXBsb2FkIElE/Zm9v+YmFy==", 1 + i % 10_000, 8_388_608, d, t).unwrap();
+        std::hint::black_box(r);
+    }
+    let part = start.elapsed().as_nanos() / u128::from(N);
+    let start = std::time::Instant::now();
+    for _ in 0..N {
+        let r = p.get_object(key, Some("image/heic"), Some(DISPOSITION), d, t).unwrap();
+        std::hint::black_box(r);
+    }
+    let get = start.elapsed().as_nanos() / u128::from(N);
+    // The crypto alone: one HMAC-SHA256 over a string to sign with the cached key.
+    let stamp = Stamp::new(t).unwrap();
+    let sts = [b'x'; 140];
+    let start = std::time::Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(p.sign(&stamp, std::hint::black_box(&sts)));
+    }
+    let hmac = start.elapsed().as_nanos() / u128::from(N);
+    let start = std::time::Instant::now();
+    for _ in 0..N / 10 {
+        std::hint::black_box(generate_signing_key(SK, t, "auto", "s3").as_ref().len());
+    }
+    let keygen = start.elapsed().as_nanos() / u128::from(N / 10);
+    // The SDK's presigner on the same PUT, for a ratio (fewer iterations: it is slower).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let c = client(R2);
+    let sdk_n = N / 10;
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        for i in 0..sdk_n {
+            let r = c
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .content_type("image/heic")
+                .content_length(3_481_923 + i64::from(i))
+                .metadata("upload-id", UPLOAD_ID)
+                .if_none_match("*")
+                .checksum_sha256(SHA)
+                .presigned(cfg(t, d))
+                .await
+                .unwrap();
+            std::hint::black_box(r);
+        }
+    });
+    let sdk_put = start.elapsed().as_nanos() / u128::from(sdk_n);
+    println!(
+        "ns per presign over {N} iterations: put_object {put}, upload_part {part}, get_object {get}; \
+         calculate_signature with cached key {hmac}; generate_signing_key {keygen}; \
+         SDK presigned put_object {sdk_put} (over {sdk_n})"
+    );
+}
+
+/// Live check against s3s-fs (signature-checking S3 server), driven with curl:
+/// `s3s-fs --host 127.0.0.1 --port 18014 --access-key AKIDTEST --secret-key SECRETTEST123 /tmp/s3data`
+/// with the bucket folder `/tmp/s3data/pst` created (s3s wants 3+ character bucket
+/// names), then `cargo test -- --ignored --nocapture live_s3s_fs`
+/// (`LIVE_S3_ENDPOINT` and `LIVE_S3_BUCKET` override the endpoint and bucket).
+#[tokio::test]
+#[ignore]
+async fn live_s3s_fs() {
+    use base64::Engine as _;
+    let ep = std::env::var("LIVE_S3_ENDPOINT").unwrap_or("http://127.0.0.1:18014".into());
+    let bucket = std::env::var("LIVE_S3_BUCKET").unwrap_or("pst".into());
+    let p = Presigner::new(&ep, &bucket, "auto", AK, SK).unwrap();
+    let now = SystemTime::now();
+    let d = Duration::from_secs(300);
+    let run = std::process::id();
+    let key = format!("live/{run}/a b~(1).txt");
+    let body = b"hello presigned world\n".to_vec();
+    let sum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+
+    // PUT with every signed header: 200; a second PUT of the key: 412.
+    let put =
+        p.put_object(&key, "text/plain; charset=utf-8", body.len() as u64, UPLOAD_ID, Some(&sum), d, now).unwrap();
+    assert_eq!(curl::send(&put, &body).0, 200);
+    assert_eq!(curl::send(&put, &body).0, 412);
+    // Another size, type or body is refused by the store.
+    let key2 = format!("live/{run}/b.txt");
+    let put2 = p.put_object(&key2, "text/plain", body.len() as u64, UPLOAD_ID, Some(&sum), d, now).unwrap();
+    let mut wrong_type = put2.clone();
+    wrong_type.headers[1].1 = "text/html".into();
+    assert_eq!(curl::send(&wrong_type, &body).0, 403);
+    let mut short = body.clone();
+    short.pop();
+    let mut wrong_len = put2.clone();
+    wrong_len.headers[0].1 = short.len().to_string();
+    assert_eq!(curl::send(&wrong_len, &short).0, 403);
+    let mut wrong_body = body.clone();
+    wrong_body[0] = b'j';
+    assert_eq!(curl::send(&put2, &wrong_body).0, 400);
+    // An expired URL is refused.
+    let old = p.get_object(&key, None, None, Duration::from_secs(1), now - Duration::from_secs(10)).unwrap();
+    assert_eq!(curl::send(&old, b"").0, 403);
+
+    // GET with response overrides.
+    let get = p.get_object(&key, Some("application/octet-stream"), Some(DISPOSITION), d, now).unwrap();
+    let (status, headers, got) = curl::send(&get, b"");
+    assert_eq!(status, 200, "{headers}");
+    assert_eq!(got, body);
+    let lower = headers.to_ascii_lowercase();
+    assert!(lower.contains("content-type: application/octet-stream"), "{headers}");
+    assert!(headers.contains(DISPOSITION), "{headers}");
+    let head = p.head_object(&key, d, now).unwrap();
+    let (status, headers, _) = curl::send(&head, b"");
+    assert_eq!(status, 200);
+    assert!(headers.to_ascii_lowercase().contains("x-amz-meta-upload-id: 0b5f"), "{headers}");
+
+    // Multipart: create and complete with the SDK, parts through presigned URLs.
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("auto"))
+        .endpoint_url(&ep)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(AK, SK, None, None, "test"))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .build();
+    let c = aws_sdk_s3::Client::from_conf(conf);
+    let mkey = format!("live/{run}/multi part+.bin");
+    let created = c.create_multipart_upload().bucket(&bucket).key(&mkey).send().await.unwrap();
+    let upload_id = created.upload_id().unwrap().to_owned();
+    let part1 = vec![b'a'; 5 * 1024 * 1024];
+    let part2 = b"tail".to_vec();
+    let mut parts = Vec::new();
+    for (n, bytes) in [(1u32, &part1), (2, &part2)] {
+        let req = p.upload_part(&mkey, &upload_id, n, bytes.len() as u64, d, now).unwrap();
+        let (status, headers, _) = curl::send(&req, bytes);
+        assert_eq!(status, 200, "{headers}");
+        let etag = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+            .unwrap()
+            .trim()
+            .to_owned();
+        parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n as i32).e_tag(etag).build());
+    }
+    // A part of another size than signed is refused.
+    let mut req = p.upload_part(&mkey, &upload_id, 2, 5, d, now).unwrap();
+    req.headers[0].1 = "4".into();
+    assert_eq!(curl::send(&req, b"tail").0, 403);
+    c.complete_multipart_upload()
+        .bucket(&bucket)
+        .key(&mkey)
+        .upload_id(&upload_id)
+        .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap();
+    let head = c.head_object().bucket(&bucket).key(&mkey).send().await.unwrap();
+    assert_eq!(head.content_length(), Some((part1.len() + part2.len()) as i64));
+
+    for k in [&key, &mkey] {
+        let del = p.delete_object(k, d, now).unwrap();
+        assert_eq!(curl::send(&del, b"").0, 204);
+    }
+    println!("live s3s-fs check passed against {ep}");
+}
+
+/// Minimal curl driver for the live test.
+pub(crate) mod curl {
+    use super::PresignedRequest;
+    use std::process::Command;
+
+    /// Sends `req` with `body` (for PUT); returns status, raw response headers, body.
+    pub(crate) fn send(req: &PresignedRequest, body: &[u8]) -> (u16, String, Vec<u8>) {
+        let dir =
+            std::env::temp_dir().join(format!("presign-curl-{}-{:?}", std::process::id(), std::thread::current().id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (bin, bout, hout) = (dir.join("in"), dir.join("out"), dir.join("headers"));
+        std::fs::write(&bin, body).unwrap();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-g", "-o"]).arg(&bout).arg("-D").arg(&hout).args(["-w", "%{http_code}", "-H", "Expect:"]);
+        match req.method {
+            "HEAD" => cmd.arg("-I"),
+            m => cmd.args(["-X", m]),
+        };
+        for (n, v) in &req.headers {
+            cmd.arg("-H").arg(format!("{n}: {v}"));
+        }
+        if req.method == "PUT" {
+            cmd.arg("-T").arg(&bin);
+        }
+        cmd.arg(&req.url);
+        let out = cmd.output().unwrap();
+        let status = String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0);
+        let headers = std::fs::read_to_string(&hout).unwrap_or_default();
+        let got = std::fs::read(&bout).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        (status, headers, got)
+    }
+}
