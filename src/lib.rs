@@ -9,6 +9,8 @@
 pub mod assets;
 /// JWT verification and the `Caller` extractor.
 pub mod auth;
+/// `r2-broker healthcheck`: the container health probe (plain HTTP over std).
+pub mod cli_healthcheck;
 /// Settings from flags / environment, validated into `Config`.
 pub mod config;
 /// PostgreSQL pool, migrations, SQL statements.

@@ -22,11 +22,31 @@ enum Command {
     Migrate,
     /// Run one reaper pass (expire intents, clean the store, forget old idempotency keys) and exit
     Reap,
+    /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
+    Dev(r2_broker::dev::run::DevArgs),
+    /// GET /readyz (or --url) and exit 0 on 2xx, 1 otherwise (the container HEALTHCHECK)
+    Healthcheck(r2_broker::cli_healthcheck::HealthcheckArgs),
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `healthcheck` needs no configuration and `dev` builds its own: both before `validate`.
+    match &cli.command {
+        Some(Command::Healthcheck(args)) => {
+            return r2_broker::cli_healthcheck::run(args, cli.settings.listen.as_deref());
+        }
+        Some(Command::Dev(args)) => {
+            return match r2_broker::dev::run::run(args, cli.settings.clone()).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("r2-broker dev: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     let config = match cli.settings.validate() {
         Ok(c) => c,
         Err(e) => {
@@ -39,6 +59,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => r2_broker::serve(config).await,
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
+        Command::Dev(_) | Command::Healthcheck(_) => unreachable!("handled before validate"),
         Command::Reap => match r2_broker::build_state(config).await {
             Ok(state) => r2_broker::reaper::run_once(&state)
                 .await

@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: an S3-compatible store (s3s-fs over a local folder) with real SigV4 checks and
 //!   CORS, so browsers can upload to presigned URLs exactly as they would to R2.
+//! - [`run`]: `r2-broker dev` itself: starts the three, prints how to use them, stops them.
 //! - [`postgres`]: a private, throwaway PostgreSQL cluster (trust auth, 127.0.0.1, private
 //!   socket folder) run from the machine's PostgreSQL binaries, stopped with the process.
 //!
@@ -9,4 +10,5 @@
 //! runs with `fsync=off`.
 
 pub mod postgres;
+pub mod run;
 pub mod store;

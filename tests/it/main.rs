@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod batch_idempotency;
 mod chaos;
+mod dev_mode;
 mod errors;
 mod multipart;
 mod ops;
