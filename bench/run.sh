@@ -24,7 +24,7 @@
 #   BENCH_DIR [~/.cache/r2b-bench]
 #   DURATION [10] s per run   CONCURRENCY ["1 16 64"]   REPEATS [3]   WARMUP [3] s per scenario
 #   REQUEST_TIMEOUT [5s]
-#   SCENARIOS ["create-put create-multipart parts-1 parts-100 download-url complete
+#   SCENARIOS ["create-put create-put-owners create-multipart parts-1 parts-100 download-url complete
 #              complete-repeat mixed"]
 #   SERVER_CPUS [0]     taskset CPU list for the broker ("" = unpinned)
 #   LOADGEN_CPUS [1]    taskset CPU list for oha / r2b.py ("" = unpinned)
@@ -34,9 +34,13 @@
 #   MULTIPART_SIZE [1073741824]  size declared by create-multipart (64 parts of 16 MiB)
 #   COMPLETE_N [2000]   first-time completes per (concurrency, repeat): count-based, not DURATION
 #   COMPLETE_WARMUP [200]
-#   MIX ["download-url:50 create-put:30 parts-10:10 create-multipart:5 complete-repeat:5"]
+#   OWNERS [1000]       create-put-owners: owners the creates are spread over (admin token + owner)
+#   MIX ["download-url:50 create-put-owners:30 parts-10:10 create-multipart:5 complete-repeat:5"]
 #   MIX_RATE [""]       total req/s of `mixed` (oha -q per component, --latency-correction);
 #                       empty = closed loop (every component as fast as it goes)
+#   PERF_SCENARIOS [""] e.g. "create-put parts-100": perf profiles (broker + PostgreSQL
+#                       backends) of those scenarios' first run at the highest concurrency,
+#                       as text in the results (the profiled run's CPU figures include perf)
 #   OHA [oha on PATH if it is $OHA_VERSION, else $BENCH_DIR/cargo/bin/oha]  OHA_VERSION [1.16.0]
 #   BROKER_BIN [build]  use this binary instead of building
 #   --with-companion:   PEER_BENCH [../shared/bench]  SIDE_TARGETS ["put parts-1 parts-100 download-url"]
@@ -46,6 +50,7 @@
 #                       SCALE_CONFIGS ["1:1 2:1 3:1 1:2"] brokers:workers for the throughput part
 #                       (default: 1..N brokers with 1 worker, then 1 broker with 2 workers)
 #                       SCALE_CONC [64] total connections, split over the brokers
+#                       SCALE_SCENARIO [create-put-owners] what the throughput part sends
 #                       SCALE_SERVER_CPUS [""] SCALE_LOADGEN_CPUS [""] (unpinned)
 set -euo pipefail
 
@@ -73,7 +78,8 @@ CONCURRENCY="${CONCURRENCY//,/ }"
 REPEATS="${REPEATS:-3}"
 WARMUP="${WARMUP:-3}"
 REQUEST_TIMEOUT="${REQUEST_TIMEOUT:-5s}"
-SCENARIOS="${SCENARIOS:-create-put create-multipart parts-1 parts-100 download-url complete complete-repeat mixed}"
+SCENARIOS="${SCENARIOS:-create-put create-put-owners create-multipart parts-1 parts-100 download-url complete complete-repeat mixed}"
+OWNERS="${OWNERS:-1000}"
 SERVER_CPUS="${SERVER_CPUS-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS-1}"
 if (($(nproc) < 2)); then SERVER_CPUS=""; LOADGEN_CPUS=""; fi
@@ -83,8 +89,9 @@ PARTS_SIZE="${PARTS_SIZE:-2147483648}"
 MULTIPART_SIZE="${MULTIPART_SIZE:-1073741824}"
 COMPLETE_N="${COMPLETE_N:-2000}"
 COMPLETE_WARMUP="${COMPLETE_WARMUP:-200}"
-MIX="${MIX:-download-url:50 create-put:30 parts-10:10 create-multipart:5 complete-repeat:5}"
+MIX="${MIX:-download-url:50 create-put-owners:30 parts-10:10 create-multipart:5 complete-repeat:5}"
 MIX_RATE="${MIX_RATE:-}"
+PERF_SCENARIOS="${PERF_SCENARIOS:-}"
 OHA_VERSION="${OHA_VERSION:-1.16.0}"
 PEER_BENCH="${PEER_BENCH:-$ROOT/../shared/bench}"
 PEER_BENCH_DIR="${PEER_BENCH_DIR:-$BENCH_DIR/peer}"
@@ -93,6 +100,7 @@ SCALE_K="${SCALE_K:-500}"
 SCALE_REQUESTS="${SCALE_REQUESTS:-$SCALE_K}"
 SCALE_ROUNDS="${SCALE_ROUNDS:-3}"
 SCALE_CONC="${SCALE_CONC:-64}"
+SCALE_SCENARIO="${SCALE_SCENARIO:-create-put-owners}"
 SCALE_SERVER_CPUS="${SCALE_SERVER_CPUS-}"
 SCALE_LOADGEN_CPUS="${SCALE_LOADGEN_CPUS-}"
 if [[ -z "${SCALE_CONFIGS:-}" ]]; then
@@ -296,6 +304,14 @@ parts_body() { python3 -c 'import json,sys; print(json.dumps({"part_numbers": li
 PARTS1_BODY="$(parts_body 1)"
 PARTS10_BODY="$(parts_body 10)"
 PARTS100_BODY="$(parts_body 100)"
+# create-put-owners: the same create, for OWNERS different owners (an admin token acting for
+# `owner`; oha picks one body line at random per request), so creates do not all queue on
+# one owner's quota row.
+OWNER_BODIES="$RD/owner-bodies.txt"
+python3 -c 'import json,sys
+for i in range(int(sys.argv[1])):
+    print(json.dumps({"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1048576, "method": "put",
+                      "owner": f"bench-owner-{i:05d}"}, separators=(",", ":")))' "$OWNERS" >"$OWNER_BODIES"
 
 make_fixtures() { # make_fixtures BASE -> ASSET_ID, DONE_UPLOAD_ID, PARTS_UPLOAD_ID
     PARTS_SIZE="$PARTS_SIZE" python3 "$R2B_PY" setup "$1" "$JWT" "$RD/fixtures.json" >/dev/null || die "fixtures failed"
@@ -310,6 +326,7 @@ scenario_args() {
     local -a auth=(-H "authorization: Bearer $tok")
     case "$1" in
     create-put | put) A=(-m POST -T application/json "${auth[@]}" -d "$PUT_BODY" "$base/v1/uploads") ;;
+    create-put-owners) A=(-m POST -T application/json -H "authorization: Bearer $ADMIN_JWT" -Z "$OWNER_BODIES" "$base/v1/uploads") ;;
     create-multipart) A=(-m POST -T application/json "${auth[@]}" -d "$MP_BODY" "$base/v1/uploads") ;;
     parts-1) A=(-m POST -T application/json "${auth[@]}" -d "$PARTS1_BODY" "$base/v1/uploads/$PARTS_UPLOAD_ID/parts") ;;
     parts-10) A=(-m POST -T application/json "${auth[@]}" -d "$PARTS10_BODY" "$base/v1/uploads/$PARTS_UPLOAD_ID/parts") ;;
@@ -331,6 +348,7 @@ preflight() { # preflight NAME BASE: one request with curl, 2xx wanted
         -H) hdr+=(-H "${A[$((i + 1))]}") ;;
         -T) hdr+=(-H "content-type: ${A[$((i + 1))]}") ;;
         -d) data=(--data-binary "${A[$((i + 1))]}") ;;
+        -Z) data=(--data-binary "$(head -n 1 "${A[$((i + 1))]}")") ;;
         esac
     done
     code="$(curl -s -o "$RD/raw/preflight-$name.json" -w '%{http_code}' -X "$method" "${hdr[@]}" "${data[@]}" "$url")"
@@ -372,6 +390,37 @@ run_mixed() {
     local p rc=0
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     return $rc
+}
+
+# Optional profiles (PERF_SCENARIOS="create-put ..."): perf record of the broker and of
+# every PostgreSQL backend during the scenario's first run at the highest concurrency.
+perf_start() { # perf_start SCENARIO BROKER_PID -> perf_pids
+    local s=$1 bpid=$2 pg
+    command -v perf >/dev/null || { log "perf not found: no profile"; return 0; }
+    pg="$(pgrep -d, -P "$PM_PID" || true)"
+    perf record -q -F 499 -g --call-graph dwarf,16384 -p "$bpid" -o "$RD/perf-broker-$s.data" \
+        -- sleep "$DURATION" >"$RD/perf-broker-$s.log" 2>&1 &
+    perf_pids+=($!)
+    if [[ -n "$pg" ]]; then
+        perf record -q -F 499 -g -p "$pg" -o "$RD/perf-postgres-$s.data" -- sleep "$DURATION" >"$RD/perf-postgres-$s.log" 2>&1 &
+        perf_pids+=($!)
+    fi
+}
+perf_finish() { # perf_finish SCENARIO: wait for the recorders, write text reports
+    local s=$1 p who
+    for p in "${perf_pids[@]}"; do wait "$p" || true; done
+    for who in broker postgres; do
+        [[ -f "$RD/perf-$who-$s.data" ]] || continue
+        {
+            echo "# perf: $who during $s (self time, then inclusive time)"
+            perf report -i "$RD/perf-$who-$s.data" --no-children --sort dso -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
+            perf report -i "$RD/perf-$who-$s.data" --no-children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 | head -40
+            echo
+            perf report -i "$RD/perf-$who-$s.data" --children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 | head -80
+        } >"$RD/perf-$who-$s.txt" || true # (head closes the pipes early)
+        rm -f "$RD/perf-$who-$s.data"
+        log "profile: $RD/perf-$who-$s.txt"
+    done
 }
 
 run_matrix() {
@@ -423,6 +472,10 @@ run_matrix() {
         for c in $CONCURRENCY; do
             for s in $SCENARIOS; do
                 f="raw/$s-c$c-r$rep.json" comps=""
+                local perf_pids=()
+                if [[ " $PERF_SCENARIOS " == *" $s "* && "$rep" == 1 && "$c" == "${CONCURRENCY##* }" ]]; then
+                    perf_start "$s" "$bpid"
+                fi
                 s0="$(sample "$bpid")"
                 case "$s" in
                 complete)
@@ -436,6 +489,7 @@ run_matrix() {
                     oha_run "$RD/$f" --worker-threads "$OHA_THREADS" -w -z "${DURATION}s" -c "$c" "${A[@]}" ;;
                 esac
                 s1="$(sample "$bpid")"
+                ((${#perf_pids[@]})) && perf_finish "$s"
                 record "$s" "$c" "$rep" "$f" "$s0" "$s1" "$comps"
                 local j one=""
                 for j in ${f//,/ }; do one+="${one:+ | }$(python3 "$R2B_PY" one "$RD/$j")"; done
@@ -594,7 +648,7 @@ PY
             jsons="" comps=""
             if ((WARMUP > 0)); then
                 for ((i = 0; i < n; i++)); do
-                    scenario_args create-put "http://127.0.0.1:${ports[$i]}"
+                    scenario_args "$SCALE_SCENARIO" "http://127.0.0.1:${ports[$i]}"
                     "${lpin[@]}" "$OHA" --no-tui -t "$REQUEST_TIMEOUT" --output-format json -w -z "${WARMUP}s" -c "$each" "${A[@]}" >/dev/null &
                     ps+=($!)
                 done
@@ -604,7 +658,7 @@ PY
             s0="$(sample "${pids[@]}")"
             for ((i = 0; i < n; i++)); do
                 local f="raw/scale-${n}x${w}w-r$rep-b$((i + 1)).json"
-                scenario_args create-put "http://127.0.0.1:${ports[$i]}"
+                scenario_args "$SCALE_SCENARIO" "http://127.0.0.1:${ports[$i]}"
                 timeout --signal=INT --kill-after=10 $((DURATION + 60)) "${lpin[@]}" "$OHA" --no-tui -t "$REQUEST_TIMEOUT" \
                     --output-format json -w -z "${DURATION}s" -c "$each" "${A[@]}" >"$RD/$f" &
                 ps+=($!)
@@ -612,7 +666,7 @@ PY
             done
             for i in "${ps[@]}"; do wait "$i"; done
             s1="$(sample "${pids[@]}")"
-            record "create-put ${n} broker(s) x ${w} worker(s)" "$SCALE_CONC" "$rep" "$jsons" "$s0" "$s1" "$comps"
+            record "$SCALE_SCENARIO ${n} broker(s) x ${w} worker(s)" "$SCALE_CONC" "$rep" "$jsons" "$s0" "$s1" "$comps"
             log "scale ${n}x${w}w rep=$rep: $(python3 - "$RD" "$jsons" <<'PY'
 import json, os, sys
 rps = 0
@@ -631,7 +685,7 @@ PY
         echo
         cat "$RD/scale.md"
         echo
-        echo "## Throughput: create-put, $SCALE_CONC connections in total split over the brokers, everything unpinned"
+        echo "## Throughput: $SCALE_SCENARIO, $SCALE_CONC connections in total split over the brokers, everything unpinned"
         echo
         echo "(broker CPU = all brokers together; RSS column = sum of the brokers' RSS)"
         echo
