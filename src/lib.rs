@@ -66,7 +66,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
-        let server = HttpServer::new(move || app(app_state.clone()))
+        let server = HttpServer::new(move || app(app_state.for_worker()))
             .workers(state.config.workers)
             .backlog(2048)
             .listen(listener)?
@@ -96,7 +96,7 @@ impl Application {
 /// Pool, migrations, store client and state: everything but the listener. Used by
 /// `serve` and by the one-shot subcommands (`migrate`, `reap`).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let pool = db::pool(&config)?;
+    let pool = db::pool(&config, config.db_pool_size)?;
     db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: migrations failed: {e}"))?;
     let store = store::Store::new(&config.s3)?;
     AppState::new(config, pool, store)

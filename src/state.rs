@@ -45,6 +45,19 @@ impl AppState {
         })
     }
 
+    /// The state one actix worker serves with: the same everything, but its own share of
+    /// the database connections. A tokio-postgres connection is a task on the runtime that
+    /// opened it; each worker is a single-threaded runtime, so a pool shared across workers
+    /// (or opened by `main`'s runtime for the migrations) hands every query to another
+    /// thread and back — a wake-up and a context switch each way. Per-worker pools keep
+    /// a request and its connection on one thread.
+    pub fn for_worker(&self) -> Self {
+        let size = self.config.db_pool_size.div_ceil(self.config.workers).max(1);
+        // The same settings already built the shared pool in `build_state`.
+        let db = crate::db::pool(&self.config, size).expect("pool settings were validated at start");
+        Self { db, ..self.clone() }
+    }
+
     /// `429 rate_limited` with the wait when the owner is over its rate.
     pub fn rate_limit(&self, owner: &str) -> Result<(), Error> {
         let Some(limiter) = &self.limiter else { return Ok(()) };

@@ -47,10 +47,11 @@ pub async fn finish(
     owner: &str,
     key: &str,
     status: i16,
-    response: Option<&serde_json::Value>,
+    response: Option<&serde_json::value::RawValue>,
 ) -> Result<(), DbError> {
     let client = pool.get().await?;
     let stmt = client.prepare_cached(FINISH).await?;
+    let response = response.map(tokio_postgres::types::Json);
     client.execute(&stmt, &[&owner, &key, &status, &response]).await?;
     Ok(())
 }

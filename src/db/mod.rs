@@ -62,9 +62,9 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) || e.to_string().contains("timed out")
 }
 
-/// Builds the pool. Connections are made lazily, so a database that is down at start
-/// makes `/readyz` fail rather than the process.
-pub fn pool(config: &crate::config::Config) -> anyhow::Result<Pool> {
+/// Builds a pool of at most `max_size` connections. Connections are made lazily, so a
+/// database that is down at start makes `/readyz` fail rather than the process.
+pub fn pool(config: &crate::config::Config, max_size: usize) -> anyhow::Result<Pool> {
     let mut pg: tokio_postgres::Config = config.database_url.expose_secret().parse()?;
     pg.connect_timeout(Duration::from_secs(3));
     pg.keepalives_idle(Duration::from_secs(30));
@@ -75,7 +75,7 @@ pub fn pool(config: &crate::config::Config) -> anyhow::Result<Pool> {
     // which is classified as unavailable (503) and dropped by the pool.
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     Ok(Pool::builder(manager)
-        .max_size(config.db_pool_size)
+        .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(3)))

@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::Value;
+use serde_json::value::{RawValue, to_raw_value};
 use sha2::{Digest, Sha256};
 
 use crate::db::idempotency as db;
@@ -21,14 +22,22 @@ const HEADER: &str = "idempotency-key";
 /// How long a duplicate waits for the first request's answer.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// What a handler answers: a status and an optional JSON body.
-pub type Reply = (StatusCode, Option<Value>);
+/// What a handler answers: a status and an optional JSON body, serialized once (it is sent
+/// as is, and stored as is when the request has a key).
+pub type Reply = (StatusCode, Option<Box<RawValue>>);
 
 pub fn respond((status, body): Reply) -> HttpResponse {
     match body {
-        Some(b) => HttpResponse::build(status).json(b),
+        Some(b) => HttpResponse::build(status)
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(String::from(Box::<str>::from(b))),
         None => HttpResponse::build(status).finish(),
     }
+}
+
+/// Whether the request carries an `Idempotency-Key` (valid or not).
+pub fn requested(req: &HttpRequest) -> bool {
+    req.headers().contains_key(HEADER)
 }
 
 fn key_of(req: &HttpRequest) -> Result<Option<String>, Error> {
@@ -112,13 +121,14 @@ where
             return Err(e);
         }
         Err(e) => {
-            let body = serde_json::json!({"error": {"code": e.code(), "message": e.body().message}});
+            let body = to_raw_value(&serde_json::json!({"error": {"code": e.code(), "message": e.body().message}}))
+                .map_err(anyhow::Error::from)?;
             // Keep the client's answer even if recording it fails: the key then goes stale.
             let _ = db::finish(&state.db, owner, key, e.status().as_u16() as i16, Some(&body)).await;
             return Err(e);
         }
     };
-    if let Err(e) = db::finish(&state.db, owner, key, status.as_u16() as i16, body.as_ref()).await {
+    if let Err(e) = db::finish(&state.db, owner, key, status.as_u16() as i16, body.as_deref()).await {
         tracing::warn!(error = %e, "could not record an idempotent answer");
     }
     Ok(respond((status, body)))
@@ -127,11 +137,11 @@ where
 /// The first answer again; an error body gets this request's id.
 fn replay(status: i16, body: Option<Value>) -> HttpResponse {
     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-    let body = body.map(|mut b| {
+    let body = body.and_then(|mut b| {
         if let (Some(err), Some(id)) = (b.get_mut("error"), super::request_id::current()) {
             err["request_id"] = Value::String(id);
         }
-        b
+        to_raw_value(&b).ok()
     });
     respond((status, body))
 }

@@ -14,11 +14,15 @@ use crate::uploads::{
 };
 
 fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Result<Reply, Error> {
-    Ok((status, Some(serde_json::to_value(body).map_err(anyhow::Error::from)?)))
+    Ok((status, Some(serde_json::value::to_raw_value(&body).map_err(anyhow::Error::from)?)))
 }
 
-/// The parsed body, serialized again: what an Idempotency-Key is bound to.
-fn canonical<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, Error> {
+/// The parsed body, serialized again: what an Idempotency-Key is bound to. Only made when
+/// the request carries a key.
+fn canonical<T: serde::Serialize>(req: &HttpRequest, body: &T) -> Result<Vec<u8>, Error> {
+    if !idempotency::requested(req) {
+        return Ok(Vec::new());
+    }
     Ok(serde_json::to_vec(body).map_err(anyhow::Error::from)?)
 }
 
@@ -29,7 +33,7 @@ pub async fn create_upload(
     body: super::json::Json<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
+    idempotency::run(&state, &req, &caller.owner, &canonical(&req, &body)?, || async {
         json(StatusCode::CREATED, uploads::create::create(&state, &caller, body).await?)
     })
     .await
@@ -42,7 +46,7 @@ pub async fn create_upload_batch(
     body: super::json::Json<BatchRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    idempotency::run(&state, &req, &caller.owner, &canonical(&body)?, || async {
+    idempotency::run(&state, &req, &caller.owner, &canonical(&req, &body)?, || async {
         json(StatusCode::OK, uploads::batch::create_batch(&state, &caller, body).await?)
     })
     .await

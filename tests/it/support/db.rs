@@ -50,7 +50,7 @@ pub async fn fresh_database() -> (String, String) {
             ..super::app::base_settings("unused")
         };
         let config = settings.validate().unwrap();
-        let pool = r2_broker::db::pool(&config).unwrap();
+        let pool = r2_broker::db::pool(&config, 2).unwrap();
         r2_broker::db::migrate(&pool).await.unwrap();
         pool.close();
         // A template must have no open connections when cloned.
