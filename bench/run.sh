@@ -416,7 +416,7 @@ perf_finish() { # perf_finish SCENARIO: wait for the recorders, write text repor
             perf report -i "$RD/perf-$who-$s.data" --no-children --sort dso -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
             perf report -i "$RD/perf-$who-$s.data" --no-children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 | head -40
             echo
-            perf report -i "$RD/perf-$who-$s.data" --children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 | head -80
+            perf report -i "$RD/perf-$who-$s.data" --children --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | cut -c1-160 | head -200
         } >"$RD/perf-$who-$s.txt" || true # (head closes the pipes early)
         rm -f "$RD/perf-$who-$s.data"
         log "profile: $RD/perf-$who-$s.txt"

@@ -7,6 +7,8 @@
 //! `JWT_PUBLIC_KEY_FILE`. A token's header picks between them, so an RS256 token can never
 //! be checked as HS256 with the public key as secret, and `alg: none` does not parse.
 
+mod cache;
+
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
@@ -46,6 +48,7 @@ impl ScopeClaim {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     scope: Option<ScopeClaim>,
     #[serde(default)]
@@ -63,6 +66,7 @@ pub struct Verifier {
     hmac: Option<KeyCheck>,
     public: Option<KeyCheck>,
     admin_scope: String,
+    cache: cache::TokenCache,
 }
 
 fn validation(algorithms: Vec<Algorithm>, cfg: &JwtConfig) -> Validation {
@@ -117,11 +121,15 @@ impl Verifier {
                 Some(KeyCheck { key, validation: validation(algs, cfg) })
             }
         };
-        Ok(Self { hmac, public, admin_scope: cfg.admin_scope.clone() })
+        Ok(Self { hmac, public, admin_scope: cfg.admin_scope.clone(), cache: Default::default() })
     }
 
     /// Checks a bearer token and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Caller, Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(caller) = self.cache.get(token, now) {
+            return Ok(caller);
+        }
         let invalid = || Error::Unauthorized("invalid or expired token");
         let alg = decode_header(token).map_err(|_| invalid())?.alg;
         let check = [&self.hmac, &self.public]
@@ -136,7 +144,9 @@ impl Verifier {
         let scopes: Vec<String> =
             [claims.scope, claims.scp, claims.scopes].into_iter().flatten().flat_map(ScopeClaim::into_scopes).collect();
         let admin = scopes.contains(&self.admin_scope);
-        Ok(Caller { owner: claims.sub, admin })
+        let caller = Caller { owner: claims.sub, admin };
+        self.cache.insert(token, &caller, claims.exp);
+        Ok(caller)
     }
 }
 
