@@ -118,6 +118,24 @@ async fn an_expired_token_or_one_without_exp_is_401() {
     assert_eq!(app.count("select count(*) from owners").await, 0);
 }
 
+/// Verified tokens are cached (auth/cache.rs): a token that worked must still stop working
+/// the second its `exp` passes.
+#[tokio::test]
+async fn a_token_that_worked_is_refused_once_it_expires() {
+    let app = TestApp::spawn().await;
+    let exp = now() + 2;
+    let token = app.token_with(json!({"sub": "alice", "exp": exp}));
+    let first = app.call("POST", "/v1/uploads", Some(&token), Some(body())).await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let again = app.call("POST", "/v1/uploads", Some(&token), Some(body())).await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    while now() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_unauthorized(&app.call("POST", "/v1/uploads", Some(&token), Some(body())).await, "expired after use");
+    assert_eq!(app.count("select count(*) from uploads").await, 2, "only the calls before exp reserved");
+}
+
 #[tokio::test]
 async fn a_token_without_a_usable_sub_is_401() {
     let app = TestApp::spawn().await;
