@@ -66,7 +66,7 @@ pub struct Settings {
     /// Object quota of an owner with none set [default: 100000]
     #[arg(long, env = "BROKER_DEFAULT_QUOTA_OBJECTS", value_name = "N")]
     pub default_quota_objects: Option<String>,
-    /// PostgreSQL connections in the pool [default: 4 per CPU core, at least 8]
+    /// PostgreSQL connections, shared out between the HTTP workers [default: 4 per CPU core, at least 8]
     #[arg(long, env = "BROKER_DB_POOL_SIZE", value_name = "N")]
     pub db_pool_size: Option<String>,
     /// HTTP worker threads [default: one per CPU core]
