@@ -109,6 +109,7 @@ impl fmt::Debug for Presigner {
 }
 
 mod encoding;
+mod operations;
 #[cfg(test)]
 mod tests;
 
@@ -241,120 +242,6 @@ impl Presigner {
         calculate_signature(self.signing_key(stamp), string_to_sign)
     }
 
-    /// Presigned `PutObject`. Signs `host`, `content-length`, `content-type`,
-    /// `x-amz-meta-upload-id`, `if-none-match: *` and, when given,
-    /// `x-amz-checksum-sha256` (base64 of the SHA-256 digest): the store itself refuses
-    /// another size, type or body, and a second write of the key.
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_object(
-        &self,
-        key: &str,
-        content_type: &str,
-        content_length: u64,
-        upload_id: &str,
-        checksum_sha256: Option<&str>,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        check_header_value("content-type", content_type)?;
-        check_header_value("x-amz-meta-upload-id", upload_id)?;
-        let length = content_length.to_string();
-        let mut headers: [(&'static str, &str); 5] = [
-            ("content-length", &length),
-            ("content-type", content_type),
-            ("if-none-match", "*"),
-            ("x-amz-checksum-sha256", ""),
-            ("x-amz-meta-upload-id", upload_id),
-        ];
-        let headers: &[(&'static str, &str)] = match checksum_sha256 {
-            Some(c) => {
-                check_header_value("x-amz-checksum-sha256", c)?;
-                headers[3].1 = c;
-                &headers
-            }
-            None => {
-                headers.swap(3, 4);
-                &headers[..4]
-            }
-        };
-        self.presign("PUT", key, &[("x-id", QueryValue::Str("PutObject"))], headers, expires_in, now)
-    }
-
-    /// Presigned `UploadPart`: signs `host` and `content-length` (the part's exact size).
-    pub fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        content_length: u64,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(PresignError::InvalidPartNumber);
-        }
-        if upload_id.is_empty() {
-            return Err(PresignError::InvalidUploadId);
-        }
-        let length = content_length.to_string();
-        self.presign(
-            "PUT",
-            key,
-            &[
-                ("x-id", QueryValue::Str("UploadPart")),
-                ("partNumber", QueryValue::Num(part_number.into())),
-                ("uploadId", QueryValue::Str(upload_id)),
-            ],
-            &[("content-length", &length)],
-            expires_in,
-            now,
-        )
-    }
-
-    /// Presigned `GetObject` with optional `response-content-type` and
-    /// `response-content-disposition` overrides (any UTF-8; percent-encoded here).
-    pub fn get_object(
-        &self,
-        key: &str,
-        response_content_type: Option<&str>,
-        response_content_disposition: Option<&str>,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        let mut params = [("x-id", QueryValue::Str("GetObject")); 3];
-        let mut n = 1;
-        // The SDK's order: x-id, response-content-disposition, response-content-type.
-        if let Some(v) = response_content_disposition {
-            params[n] = ("response-content-disposition", QueryValue::Str(v));
-            n += 1;
-        }
-        if let Some(v) = response_content_type {
-            params[n] = ("response-content-type", QueryValue::Str(v));
-            n += 1;
-        }
-        self.presign("GET", key, &params[..n], &[], expires_in, now)
-    }
-
-    /// Presigned `HeadObject` (signs `host` only; the SDK adds no `x-id` for it).
-    pub fn head_object(
-        &self,
-        key: &str,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        self.presign("HEAD", key, &[], &[], expires_in, now)
-    }
-
-    /// Presigned `DeleteObject` (signs `host` only).
-    pub fn delete_object(
-        &self,
-        key: &str,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        self.presign("DELETE", key, &[("x-id", QueryValue::Str("DeleteObject"))], &[], expires_in, now)
-    }
-
     /// Builds the URL in the SDK's order (operation parameters first, then the
     /// `X-Amz-*` ones, `X-Amz-Signature` last) and hashes the canonical request from
     /// slices of it (sorted parameters: `X-Amz-*` sort before lowercase names).
@@ -376,6 +263,13 @@ impl Presigner {
         let expires = check_expiry(expires_in)?;
         let stamp = Stamp::new(now)?;
         let expires = expires.to_string();
+        // Every signed header, `host` in its sorted place among the others.
+        let split = headers.partition_point(|(name, _)| *name < "host");
+        let signed_headers = headers[..split]
+            .iter()
+            .copied()
+            .chain(std::iter::once(("host", self.host.as_str())))
+            .chain(headers[split..].iter().copied());
 
         let mut url = String::with_capacity(self.object_prefix.len() + key.len() * 2 + 400 + params.len() * 64);
         url.push_str(&self.object_prefix);
@@ -419,28 +313,11 @@ impl Presigner {
         url.push_str("&X-Amz-Expires=");
         url.push_str(&expires);
         url.push_str("&X-Amz-SignedHeaders=");
-        let mut host_done = false;
-        let mut first = true;
-        for (name, _) in headers {
-            if !host_done && *name > "host" {
-                if !first {
-                    url.push_str("%3B");
-                }
-                url.push_str("host");
-                host_done = true;
-                first = false;
-            }
-            if !first {
+        for (i, (name, _)) in signed_headers.clone().enumerate() {
+            if i > 0 {
                 url.push_str("%3B");
             }
             url.push_str(name);
-            first = false;
-        }
-        if !host_done {
-            if !first {
-                url.push_str("%3B");
-            }
-            url.push_str("host");
         }
         let amz = amz_start..url.len();
 
@@ -456,28 +333,14 @@ impl Presigner {
             h.update(url[ranges[i].clone()].as_bytes());
         }
         h.update(b"\n");
-        let mut host_done = false;
-        for (name, value) in headers {
-            if !host_done && *name > "host" {
-                h.update(b"host:");
-                h.update(self.host.as_bytes());
-                h.update(b"\n");
-                host_done = true;
-            }
+        for (name, value) in signed_headers.clone() {
             h.update(name.as_bytes());
             h.update(b":");
             hash_header_value(&mut h, value);
             h.update(b"\n");
         }
-        if !host_done {
-            h.update(b"host:");
-            h.update(self.host.as_bytes());
-            h.update(b"\n");
-        }
         h.update(b"\n");
-        // The signed-headers list, as in the URL but with ';' for "%3B".
-        let signed = &url[amz.clone()][url[amz.clone()].rfind('=').expect("SignedHeaders=") + 1..];
-        for (i, name) in signed.split("%3B").enumerate() {
+        for (i, (name, _)) in signed_headers.enumerate() {
             if i > 0 {
                 h.update(b";");
             }
