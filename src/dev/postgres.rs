@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 
+mod sys;
+use sys::{is_root, lookup_user, set_parent_death_signal, signal};
+
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a killed run, the old postmaster may linger as a zombie and its backends may still be
@@ -389,57 +392,6 @@ fn log_tail(log: &Path, from: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(20)..].join("\n");
     format!("{}:\n{tail}", log.display())
-}
-
-// ---- the only unsafe code: thin libc calls ----------------------------------------------
-
-#[expect(unsafe_code, reason = "geteuid(2) has no preconditions")]
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail and touches no memory of ours.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[expect(unsafe_code, reason = "kill(2) has no memory-safety preconditions")]
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid @ 1..) = libc::pid_t::try_from(pid) {
-        // SAFETY: a plain syscall; pid > 0 so it never targets a process group.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// (uid, gid) of a user, with the thread-safe getpwnam_r (getpwnam returns a static buffer).
-#[expect(unsafe_code, reason = "getpwnam_r(3) writes into buffers we own")]
-fn lookup_user(name: &str) -> anyhow::Result<Option<(u32, u32)>> {
-    let name = std::ffi::CString::new(name)?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    let (name, buf_ptr, len) = (name.as_ptr(), buf.as_mut_ptr(), buf.len());
-    // SAFETY: every pointer is valid for the call and `len` is the real size of `buf`.
-    let rc = unsafe { libc::getpwnam_r(name, &raw mut pwd, buf_ptr, len, &raw mut found) };
-    ensure!(rc == 0, "looking up the `postgres` user: {}", io::Error::from_raw_os_error(rc));
-    Ok((!found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid)))
-}
-
-#[expect(unsafe_code, reason = "pre_exec runs between fork and exec")]
-fn set_parent_death_signal(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: the closure only makes async-signal-safe syscalls and allocates nothing (another
-    // thread may have held the allocator's lock at fork). std runs it after setuid/setgid,
-    // which matters: changing credentials clears the death signal.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // We died between fork and prctl: the signal would never come, so do not start.
-            if libc::getppid().cast_unsigned() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
 }
 
 #[cfg(test)]
