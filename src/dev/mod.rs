@@ -9,6 +9,7 @@
 //! Neither is meant for production: the store keeps objects as plain files and the cluster
 //! runs with `fsync=off`.
 
+mod banner;
 pub mod postgres;
 pub mod run;
 pub mod store;

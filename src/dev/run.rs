@@ -18,12 +18,13 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use super::banner::Banner;
 use super::postgres::PrivatePostgres;
 use super::store::EmbeddedStore;
 use crate::Application;
 use crate::config::Settings;
 
-const BUCKET: &str = "dev";
+pub(super) const BUCKET: &str = "dev";
 const DATABASE: &str = "r2_broker";
 const DEFAULT_DATA_DIR: &str = ".r2-broker";
 
@@ -308,70 +309,6 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
         bail!("--data-dir must not be empty");
     }
     Ok(std::path::absolute(path)?)
-}
-
-struct Banner {
-    api: String,
-    store: String,
-    files: PathBuf,
-    database: String,
-    data_dir: PathBuf,
-    /// ` --data-dir <dir>` when not the default, for the commands shown.
-    dir_flag: Option<String>,
-    first_run: bool,
-    token: String,
-}
-
-impl Banner {
-    fn render(&self, took: Duration) -> String {
-        let Self { api, store, database, token, .. } = self;
-        let (files, data_dir) = (self.files.display(), self.data_dir.display());
-        let flag = self.dir_flag.as_deref().unwrap_or_default();
-        let state = if self.first_run { "first run: credentials created" } else { "data reused" };
-        let json =
-            |file: &str, expr: &str| format!("python3 -c 'import json; print(json.load(open(\"{file}\")){expr})'");
-        let put_cfg = "python3 -c 'import json; u = json.load(open(\"upload.json\")); \
-            print(\"url =\", json.dumps(u[\"url\"])); \
-            [print(\"header =\", json.dumps(k + \": \" + v)) for k, v in u[\"headers\"].items()]' > put.cfg";
-        let auth = "-H \"authorization: Bearer $TOKEN\"";
-        format!(
-            "\n\
-r2-broker dev is ready in {took:.1?} ({state}). Ctrl-C stops everything; the data stays in
-{data_dir}  (delete it to start over).
-
-  API         {api}   (spec: {api}/openapi.yaml, readiness: {api}/readyz)
-  S3 store    {store}   bucket `{BUCKET}`, files in {files}
-  PostgreSQL  {database}
-  Secrets     {data_dir}/dev.json (S3 keys, JWT secret)
-  CORS        open to any origin on the API and the store: a browser page anywhere can upload
-
-A token for owner `dev`, valid 30 days (HS256 with the dev JWT secret):
-token: {token}
-
-Another owner:  r2-broker dev token --owner alice{flag}   (add --admin for the admin scope;
-                from a checkout: cargo run --release -- dev token --owner alice{flag})
-
-One upload with curl (paste into another shell; needs curl and python3):
-
-  cd \"$(mktemp -d)\"
-  export API={api} TOKEN={token}
-  printf 'hello from r2-broker\\n' > hello.txt
-  # 1. an upload intent: the broker checks the rules, reserves quota and presigns a PUT
-  curl -sS -X POST \"$API/v1/uploads\" {auth} -H 'content-type: application/json' -d \"{{\\\"filename\\\": \\\"hello.txt\\\", \\\"content_type\\\": \\\"text/plain\\\", \\\"size\\\": $(wc -c < hello.txt)}}\" | tee upload.json; echo
-  # 2. the bytes go straight to the store, with exactly the headers it returned
-  {put_cfg}
-  curl -sS --fail-with-body -K put.cfg -T hello.txt -w 'store: %{{http_code}}\\n'
-  # 3. complete: the broker checks the object with HeadObject and records the asset
-  curl -sS -X POST \"$API/v1/uploads/$({upload_id})/complete\" {auth} | tee asset.json; echo
-  # 4. a presigned download URL, then the bytes
-  curl -sS \"$API/v1/assets/$({asset_id})/download-url\" {auth} | tee download.json; echo
-  curl -sS \"$({download_url})\"
-",
-            upload_id = json("upload.json", "[\"upload_id\"]"),
-            asset_id = json("asset.json", "[\"id\"]"),
-            download_url = json("download.json", "[\"url\"]"),
-        )
-    }
 }
 
 #[cfg(test)]
