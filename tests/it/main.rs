@@ -9,6 +9,7 @@ mod auth;
 mod batch_idempotency;
 mod chaos;
 mod dev_mode;
+mod downloads;
 mod errors;
 mod multipart;
 mod ops;

@@ -248,11 +248,26 @@ impl TestApp {
 
     /// Create, upload and complete one `put` upload; returns the asset JSON.
     pub async fn upload(&self, owner: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Value {
-        let c =
-            self.create(owner, json!({"filename": filename, "content_type": content_type, "size": bytes.len()})).await;
+        self.upload_in(owner, None, filename, content_type, bytes).await
+    }
+
+    /// `upload`, in `profile` when given (else the request names none).
+    pub async fn upload_in(
+        &self,
+        owner: &str,
+        profile: Option<&str>,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Value {
+        let mut body = json!({"filename": filename, "content_type": content_type, "size": bytes.len()});
+        if let Some(p) = profile {
+            body["profile"] = json!(p);
+        }
+        let c = self.create(owner, body).await;
         assert_eq!(c.status, 201, "{:#}", c.body);
         let put = self.put_to(&c.body, bytes.to_vec()).await;
-        assert!(put.status().is_success(), "PUT: {}", put.status());
+        assert_eq!(put.status(), 200, "PUT");
         let done = self.complete(owner, &c.body["upload_id"]).await;
         assert_eq!(done.status, 201, "{:#}", done.body);
         done.body

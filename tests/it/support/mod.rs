@@ -16,6 +16,17 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// The `id` of an asset (or any JSON object with one).
+pub fn id_of(asset: &serde_json::Value) -> &str {
+    asset["id"].as_str().expect("an id")
+}
+
+pub fn parse_time(v: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time string"))
+        .expect("RFC 3339")
+        .with_timezone(&chrono::Utc)
+}
+
 pub fn sha256_b64(bytes: &[u8]) -> String {
     use base64::Engine;
     use sha2::Digest;
