@@ -140,14 +140,34 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
+/// Whether a character is shown as itself: not a control (Cc), not a format character
+/// (Cf: the bidi overrides U+202A–202E and U+2066–2069 that turn `gpj.exe` around, zero-width
+/// characters, soft hyphens), not a line or paragraph separator, not unassigned.
+fn is_shown(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    !matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::Unassigned
+            | G::PrivateUse
+            | G::Surrogate
+    )
+}
+
 /// `inline|attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`.
-/// The fallback keeps printable ASCII except `"`, `\` and `%` (some browsers decode it);
+/// Characters that are not shown as themselves are dropped first (extension spoofing); the
+/// fallback keeps printable ASCII except `"`, `\` and `%` (some browsers decode it);
 /// control characters cannot reach the header in either form, so no header injection.
 pub fn content_disposition(disposition: Disposition, filename: &str) -> String {
     let kind = match disposition {
         Disposition::Inline => "inline",
         Disposition::Attachment => "attachment",
     };
+    let shown: String = filename.chars().filter(|c| is_shown(*c)).collect();
+    let filename = if shown.is_empty() { "download" } else { shown.as_str() };
     let fallback: String = filename
         .chars()
         .map(|c| if (c.is_ascii_graphic() || c == ' ') && !matches!(c, '"' | '\\' | '%') { c } else { '_' })
@@ -183,9 +203,10 @@ fn download_url(
         return Ok(DownloadUrl { url: public_url(base, &row.key), expires_at: None });
     }
     let ttl = expires_in.unwrap_or_else(|| profile.map_or(600, |p| p.download_url_ttl));
-    // Active types (HTML, SVG, XML, JavaScript) would run in the bucket's origin: never inline.
-    let active = ContentType::parse(&row.content_type).map(|c| c.is_active()).unwrap_or(true);
-    let disposition = if active { Disposition::Attachment } else { disposition };
+    // Only passive types (raster images, audio, video, PDF, plain text) are ever inline:
+    // anything else could run in the bucket's origin.
+    let passive = ContentType::parse(&row.content_type).is_ok_and(|c| c.is_passive());
+    let disposition = if passive { disposition } else { Disposition::Attachment };
     let cd = content_disposition(disposition, &row.filename);
     let signed = state.store.presigner.get_object(
         &row.key,
@@ -261,9 +282,24 @@ mod tests {
         let cd = content_disposition(Disposition::Inline, "a\"; filename=evil.html\r\nSet-Cookie: x=1\\%41.txt");
         assert!(!cd.contains('\r') && !cd.contains('\n'), "{cd}");
         let quoted = cd.split('"').nth(1).unwrap();
-        assert_eq!(quoted, "a_; filename=evil.html__Set-Cookie: x=1__41.txt");
+        // CR and LF are controls: dropped before either form is built.
+        assert_eq!(quoted, "a_; filename=evil.htmlSet-Cookie: x=1__41.txt");
         assert_eq!(cd.matches('"').count(), 2, "{cd}");
-        assert!(cd.ends_with("filename*=UTF-8''a%22%3B%20filename%3Devil.html%0D%0ASet-Cookie%3A%20x%3D1%5C%2541.txt"));
+        assert!(cd.ends_with("filename*=UTF-8''a%22%3B%20filename%3Devil.htmlSet-Cookie%3A%20x%3D1%5C%2541.txt"));
+    }
+
+    #[test]
+    fn format_controls_are_dropped_from_filenames() {
+        // U+202E (right-to-left override) would show "invoice\u{202E}fdp.exe" as "invoiceexe.pdf".
+        let cd = content_disposition(Disposition::Attachment, "invoice\u{202E}fdp.exe");
+        assert_eq!(cd, "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe");
+        for c in ['\u{200B}', '\u{200E}', '\u{2066}', '\u{2069}', '\u{FEFF}', '\u{00AD}', '\u{2028}', '\u{1}'] {
+            let cd = content_disposition(Disposition::Inline, &format!("a{c}b.png"));
+            assert_eq!(cd, "inline; filename=\"ab.png\"; filename*=UTF-8''ab.png", "{:?}", c);
+        }
+        // Letters of any script stay.
+        assert!(content_disposition(Disposition::Inline, "שלום.png").ends_with("%D7%A9%D7%9C%D7%95%D7%9D.png"));
+        assert!(content_disposition(Disposition::Inline, "\u{202E}").contains("filename=\"download\""));
     }
 
     #[test]
@@ -282,5 +318,30 @@ mod tests {
             public_url("https://cdn.example.com", "photos/a~2Fb/id/my file+1.jpg"),
             "https://cdn.example.com/photos/a~2Fb/id/my%20file%2B1.jpg"
         );
+    }
+
+    /// Decodes an RFC 5987 `filename*` value.
+    fn percent_decode(v: &str) -> String {
+        percent_encoding::percent_decode_str(v).decode_utf8().unwrap().into_owned()
+    }
+
+    proptest::proptest! {
+        /// Any filename: the header has no control character, exactly one quoted fallback,
+        /// and `filename*` decodes back to the name minus the characters not shown.
+        #[test]
+        fn any_filename_gives_a_safe_header_that_round_trips(
+            name in proptest::string::string_regex("(?s).{1,100}").unwrap(),
+            inline in proptest::bool::ANY,
+        ) {
+            let d = if inline { Disposition::Inline } else { Disposition::Attachment };
+            let cd = content_disposition(d, &name);
+            proptest::prop_assert!(cd.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "{}", cd);
+            proptest::prop_assert_eq!(cd.matches('"').count(), 2);
+            let (_, encoded) = cd.split_once("filename*=UTF-8''").unwrap();
+            let shown: String = name.chars().filter(|c| is_shown(*c)).collect();
+            let want = if shown.is_empty() { "download".to_owned() } else { shown };
+            proptest::prop_assert_eq!(percent_decode(encoded), want);
+            proptest::prop_assert!(actix_web::http::header::HeaderValue::from_str(&cd).is_ok());
+        }
     }
 }

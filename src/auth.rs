@@ -23,6 +23,18 @@ use crate::state::AppState;
 /// Owners (`sub`) are at most 255 bytes (API.md).
 pub const MAX_OWNER_LEN: usize = 255;
 
+/// Whether `owner` can name an owner: 1 to 255 bytes, and no U+0000 (PostgreSQL's `text`
+/// cannot hold it). The one rule for a token's `sub`, a body's `owner`, `?owner=` and the
+/// admin path.
+pub fn is_valid_owner(owner: &str) -> bool {
+    (1..=MAX_OWNER_LEN).contains(&owner.len()) && !owner.contains('\0')
+}
+
+/// `400 invalid_request` unless `owner` is valid.
+pub fn check_owner(owner: &str) -> Result<(), Error> {
+    if is_valid_owner(owner) { Ok(()) } else { Err(Error::invalid("owner: must be 1 to 255 bytes, without U+0000")) }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("JWT_PUBLIC_KEY_FILE is not a PEM RSA, EC or Ed25519 public key")]
@@ -138,8 +150,8 @@ impl Verifier {
             .find(|c| c.validation.algorithms.contains(&alg))
             .ok_or_else(invalid)?;
         let claims = decode::<Claims>(token, &check.key, &check.validation).map_err(|_| invalid())?.claims;
-        if claims.sub.is_empty() || claims.sub.len() > MAX_OWNER_LEN {
-            return Err(Error::Unauthorized("token sub must be 1 to 255 bytes"));
+        if !is_valid_owner(&claims.sub) {
+            return Err(Error::Unauthorized("token sub must be 1 to 255 bytes, without U+0000"));
         }
         let scopes: Vec<String> =
             [claims.scope, claims.scp, claims.scopes].into_iter().flatten().flat_map(ScopeClaim::into_scopes).collect();
@@ -162,7 +174,7 @@ impl Caller {
     pub fn owner_for(&self, requested: Option<&str>) -> Result<String, Error> {
         match requested {
             None => Ok(self.owner.clone()),
-            Some(o) if o.is_empty() || o.len() > MAX_OWNER_LEN => Err(Error::invalid("owner: must be 1 to 255 bytes")),
+            Some(o) if !is_valid_owner(o) => check_owner(o).map(|()| o.to_owned()),
             Some(o) if self.admin || o == self.owner => Ok(o.to_owned()),
             Some(_) => Err(Error::Forbidden("acting for another owner needs the admin scope")),
         }

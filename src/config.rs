@@ -69,6 +69,20 @@ pub struct Settings {
     /// PostgreSQL connections, shared out between the HTTP workers [default: 4 per CPU core, at least 8]
     #[arg(long, env = "BROKER_DB_POOL_SIZE", value_name = "N")]
     pub db_pool_size: Option<String>,
+    /// Seconds one database call may take, pool checkout included (also the server-side
+    /// statement_timeout); past it the request answers 503 [default: 3]
+    #[arg(long, env = "BROKER_DB_TIMEOUT", value_name = "SECS")]
+    pub db_timeout: Option<String>,
+    /// Seconds the migrations at start may take, waiting for another replica's included;
+    /// 0: no bound [default: 300]
+    #[arg(long, env = "BROKER_MIGRATION_TIMEOUT", value_name = "SECS")]
+    pub migration_timeout: Option<String>,
+    /// Seconds one store call may take, its retry included (each attempt gets half) [default: 5]
+    #[arg(long, env = "BROKER_STORE_TIMEOUT", value_name = "SECS")]
+    pub store_timeout: Option<String>,
+    /// Seconds CompleteMultipartUpload may take (the store assembles the parts) [default: 60]
+    #[arg(long, env = "BROKER_STORE_COMPLETE_TIMEOUT", value_name = "SECS")]
+    pub store_complete_timeout: Option<String>,
     /// HTTP worker threads [default: one per CPU core]
     #[arg(long, env = "BROKER_WORKERS", value_name = "N")]
     pub workers: Option<String>,
@@ -87,6 +101,14 @@ pub struct Settings {
     /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
     #[arg(long, env = "BROKER_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Seconds a client has to send a request body once its headers arrived; a slower
+    /// body is answered 408 and its connection closed [default: 10]
+    #[arg(long, env = "BROKER_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<String>,
+    /// Open client connections at most, shared out between the workers; past it new
+    /// connections wait in the listen backlog [default: 25000, capped by the open-files limit]
+    #[arg(long, env = "BROKER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +139,10 @@ pub struct S3Config {
     pub provider: Provider,
     /// No trailing slash.
     pub public_base_url: Option<String>,
+    /// Bound of one store call, retry included (`BROKER_STORE_TIMEOUT`).
+    pub timeout: std::time::Duration,
+    /// Bound of CompleteMultipartUpload (`BROKER_STORE_COMPLETE_TIMEOUT`).
+    pub complete_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -144,12 +170,20 @@ pub struct Config {
     pub default_quota_bytes: i64,
     pub default_quota_objects: i64,
     pub db_pool_size: usize,
+    /// Bound of one database call, pool checkout included (`BROKER_DB_TIMEOUT`).
+    pub db_timeout: std::time::Duration,
+    /// Bound of the migrations at start; `None`: unbounded (`BROKER_MIGRATION_TIMEOUT=0`).
+    pub migration_timeout: Option<std::time::Duration>,
     pub workers: usize,
     pub cors_origins: Vec<String>,
     pub rate_limit: Option<RateLimit>,
     /// `None` disables the background reaper (it can still run as `r2-broker reap`).
     pub reaper_interval: Option<std::time::Duration>,
     pub log_json: bool,
+    /// How long a request body may take to arrive (`BROKER_BODY_TIMEOUT`).
+    pub body_timeout: std::time::Duration,
+    /// Client connections at most, all workers together (`BROKER_MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 fn required(value: &Option<String>, variable: &'static str) -> Result<String, ConfigError> {
@@ -164,6 +198,20 @@ fn number<T: std::str::FromStr>(value: &Option<String>, variable: &'static str, 
         None | Some("") => Ok(default),
         Some(v) => v.parse().map_err(|_| bad(variable, format!("{v:?} is not a valid number"))),
     }
+}
+
+/// A number of seconds (fractions allowed) within `range`.
+fn seconds(
+    value: &Option<String>,
+    variable: &'static str,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<std::time::Duration, ConfigError> {
+    let secs = number(value, variable, default)?;
+    if !range.contains(&secs) {
+        return Err(bad(variable, format!("must be {} to {} seconds", range.start(), range.end())));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// `scheme://authority` with no path, query or trailing slash.
@@ -209,6 +257,9 @@ impl Settings {
             None | Some("") => None,
             Some(v) => Some(base_url(v, "S3_PUBLIC_BASE_URL")?),
         };
+        let store_timeout = seconds(&self.store_timeout, "BROKER_STORE_TIMEOUT", 5.0, 0.1..=600.0)?;
+        let complete_timeout =
+            seconds(&self.store_complete_timeout, "BROKER_STORE_COMPLETE_TIMEOUT", 60.0, 0.1..=3600.0)?;
         let s3 = S3Config {
             endpoint,
             bucket,
@@ -217,6 +268,8 @@ impl Settings {
             secret_access_key: required(&self.s3_secret_access_key, "S3_SECRET_ACCESS_KEY")?.into(),
             provider,
             public_base_url,
+            timeout: store_timeout,
+            complete_timeout,
         };
 
         let secret = self.jwt_secret.clone().filter(|s| !s.is_empty());
@@ -270,6 +323,8 @@ impl Settings {
         if db_pool_size == 0 {
             return Err(bad("BROKER_DB_POOL_SIZE", "must be at least 1"));
         }
+        let db_timeout = seconds(&self.db_timeout, "BROKER_DB_TIMEOUT", 3.0, 0.1..=600.0)?;
+        let migration_timeout = seconds(&self.migration_timeout, "BROKER_MIGRATION_TIMEOUT", 300.0, 0.0..=86_400.0)?;
         let workers = number(&self.workers, "BROKER_WORKERS", cores)?;
         if workers == 0 {
             return Err(bad("BROKER_WORKERS", "must be at least 1"));
@@ -295,6 +350,14 @@ impl Settings {
             })
             .transpose()?;
         let reaper_secs = number(&self.reaper_interval, "BROKER_REAPER_INTERVAL", 60u64)?;
+        let body_secs = number(&self.body_timeout, "BROKER_BODY_TIMEOUT", 10u64)?;
+        if !(1..=3600).contains(&body_secs) {
+            return Err(bad("BROKER_BODY_TIMEOUT", "must be 1 to 3600 seconds"));
+        }
+        let max_connections = number(&self.max_connections, "BROKER_MAX_CONNECTIONS", 25_000usize)?;
+        if max_connections < workers {
+            return Err(bad("BROKER_MAX_CONNECTIONS", "must be at least one per worker"));
+        }
         let log_json = match self.log_format.as_deref().map(str::trim) {
             None | Some("") | Some("text") => false,
             Some("json") => true,
@@ -310,11 +373,15 @@ impl Settings {
             default_quota_bytes,
             default_quota_objects,
             db_pool_size,
+            db_timeout,
+            migration_timeout: (!migration_timeout.is_zero()).then_some(migration_timeout),
             workers,
             cors_origins,
             rate_limit,
             reaper_interval: (reaper_secs > 0).then(|| std::time::Duration::from_secs(reaper_secs)),
             log_json,
+            body_timeout: std::time::Duration::from_secs(body_secs),
+            max_connections,
         })
     }
 }

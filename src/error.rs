@@ -48,6 +48,8 @@ pub enum Error {
     VerificationFailed(String),
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u32 },
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
 
     // ---- dependency / server errors (5xx): generic message, source logged ----
     #[error("a dependency is unavailable; retry later")]
@@ -90,6 +92,7 @@ impl Error {
             Self::UnsupportedContentType(_) => "unsupported_content_type",
             Self::VerificationFailed(_) => "verification_failed",
             Self::RateLimited { .. } => "rate_limited",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -108,6 +111,7 @@ impl Error {
             Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::VerificationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,7 +119,7 @@ impl Error {
 
     /// Every code a client can see, for the OpenAPI drift test. `internal` is not in the
     /// contract's table: a 500 is a bug, not an answer a client can act on.
-    pub const CONTRACT_CODES: [&'static str; 15] = [
+    pub const CONTRACT_CODES: [&'static str; 16] = [
         "invalid_request",
         "method_not_supported",
         "unauthorized",
@@ -130,6 +134,7 @@ impl Error {
         "unsupported_content_type",
         "verification_failed",
         "rate_limited",
+        "request_timeout",
         "unavailable",
     ];
 
@@ -192,6 +197,10 @@ impl ResponseError for Error {
             Self::MethodNotAllowed { allow } => {
                 res.insert_header((header::ALLOW, allow.join(", ")));
             }
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            Self::RequestTimeout(_) => {
+                res.force_close();
+            }
             _ => {}
         }
         let mut body = self.body();
@@ -242,6 +251,7 @@ mod tests {
             (Error::UnsupportedContentType("a/b".into()), 415, "unsupported_content_type"),
             (Error::VerificationFailed("size".into()), 422, "verification_failed"),
             (Error::RateLimited { retry_after: 1 }, 429, "rate_limited"),
+            (Error::RequestTimeout(10), 408, "request_timeout"),
             (Error::unavailable(anyhow::anyhow!("db down")), 503, "unavailable"),
         ];
         let codes: Vec<&str> = table.iter().map(|(_, _, c)| *c).collect();

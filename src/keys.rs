@@ -145,4 +145,38 @@ mod tests {
         assert_eq!(shorten("abcdef.verylongextension", 10), "abcdef.ver");
         assert_eq!(shorten("abc.d", 4), "ab.d");
     }
+
+    proptest::proptest! {
+        /// Any owner and filename, however hostile: the key keeps its four-part shape,
+        /// never holds `..`, an empty or `.` segment, or a control, and fits in 1,024 bytes.
+        #[test]
+        fn any_input_gives_a_key_of_the_documented_shape(
+            owner in "\\PC{1,255}",
+            filename in proptest::string::string_regex("(?s).{1,255}").unwrap(),
+            prefix in "[a-z0-9_-]{1,10}(/[a-z0-9_-]{1,10}){0,3}",
+        ) {
+            // Owners are at most 255 bytes (auth::is_valid_owner).
+            let mut owner = owner;
+            while owner.len() > 255 {
+                owner.pop();
+            }
+            let id = Uuid::new_v4();
+            let key = object_key(&prefix, &owner, id, &filename);
+            proptest::prop_assert!(key.len() <= MAX_KEY_LEN);
+            proptest::prop_assert!(!key.contains(".."));
+            proptest::prop_assert!(key.bytes().all(|b| b.is_ascii_graphic()), "{}", key);
+            let head = format!("{prefix}/{}/{id}/", owner_segment(&owner));
+            proptest::prop_assert!(key.starts_with(&head));
+            let name = &key[head.len()..];
+            proptest::prop_assert!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'));
+            proptest::prop_assert!(!key.split('/').any(|s| s.is_empty() || s == "."));
+        }
+
+        #[test]
+        fn the_owner_segment_round_trips(owner in "\\PC{1,100}") {
+            let seg = owner_segment(&owner);
+            proptest::prop_assert!(!seg.contains('/') && !seg.contains('.'));
+            proptest::prop_assert_eq!(decode_owner(&seg), owner);
+        }
+    }
 }

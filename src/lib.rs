@@ -23,6 +23,8 @@ pub mod error;
 pub mod http;
 /// Object key construction.
 pub mod keys;
+/// Giving freed memory back to the kernel after bursts.
+pub mod memory;
 /// Prometheus metrics.
 pub mod metrics;
 /// Profiles, content-type rules, multipart plans.
@@ -43,6 +45,7 @@ pub mod uploads;
 pub mod usage;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Condition, from_fn};
@@ -66,9 +69,19 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
+        let per_worker = connections_per_worker(&state.config);
         let server = HttpServer::new(move || app(app_state.for_worker()))
             .workers(state.config.workers)
+            // Past `max_connections` a worker stops accepting; new connections wait here
+            // until timeouts free a slot, instead of failing on a lack of descriptors.
             .backlog(2048)
+            .max_connections(per_worker)
+            // Headers must arrive within 5 s of connecting, an idle keep-alive connection
+            // closes after 5 s, and a client gets 1 s to take a response before we drop it.
+            // Bodies have their own bound (`BROKER_BODY_TIMEOUT`, http/json.rs).
+            .client_request_timeout(Duration::from_secs(5))
+            .keep_alive(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
             .listen(listener)?
             .disable_signals()
             .run();
@@ -89,8 +102,34 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let trim = tokio::spawn(memory::trim_forever(Duration::from_secs(10)));
+        let result = self.server.await;
+        trim.abort();
+        result
     }
+}
+
+/// Descriptors kept for everything but client connections: database and store
+/// connections, the listener, files, logs.
+const RESERVED_FDS: u64 = 256;
+
+/// `BROKER_MAX_CONNECTIONS` shared out between the workers, capped so that client
+/// connections cannot take the descriptors the broker needs for its own work. The soft
+/// open-files limit is raised to the hard one first (10 000s of idle keep-alive clients are
+/// normal behind a load balancer).
+fn connections_per_worker(config: &Config) -> usize {
+    let workers = config.workers as u64;
+    let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let room = fds.saturating_sub(RESERVED_FDS + config.db_pool_size as u64).max(workers);
+    let total = (config.max_connections as u64).min(room);
+    if total < config.max_connections as u64 {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            open_files_limit = fds,
+            "BROKER_MAX_CONNECTIONS capped to {total} by the open-files limit"
+        );
+    }
+    (total / workers).max(1) as usize
 }
 
 /// Pool, migrations, store client and state: everything but the listener. Used by

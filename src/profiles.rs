@@ -79,11 +79,42 @@ impl ContentType {
         &self.essence
     }
 
-    /// Types a browser would execute or render as a document: always served as attachment.
+    /// Types a browser would execute or render as a document (public profiles must not
+    /// accept them: a public URL cannot force `attachment`).
     pub fn is_active(&self) -> bool {
         is_active_essence(&self.essence)
     }
+
+    /// Types a browser only displays or plays, never runs: the only ones served `inline`.
+    /// An allow-list, because a deny-list misses types browsers render as documents or
+    /// scripts (`text/xsl`, `text/ecmascript`, `multipart/x-mixed-replace`, …).
+    pub fn is_passive(&self) -> bool {
+        let (ty, sub) = self.essence.split_once('/').unwrap_or_default();
+        match ty {
+            "audio" | "video" => true,
+            "image" => PASSIVE_IMAGES.contains(&sub),
+            _ => matches!(self.essence.as_str(), "application/pdf" | "text/plain"),
+        }
+    }
 }
+
+/// Raster image formats (no SVG: it runs scripts).
+const PASSIVE_IMAGES: [&str; 14] = [
+    "apng",
+    "avif",
+    "bmp",
+    "gif",
+    "heic",
+    "heif",
+    "jpeg",
+    "jpg",
+    "jxl",
+    "png",
+    "tiff",
+    "vnd.microsoft.icon",
+    "webp",
+    "x-icon",
+];
 
 fn is_active_essence(essence: &str) -> bool {
     let sub = essence.split_once('/').map_or("", |(_, s)| s);

@@ -4,6 +4,7 @@
 //! background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
 //! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::Error;
@@ -31,13 +32,28 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
             break;
         }
     }
+    // Once the store is found unavailable, the rest of the pass leaves it alone: each call
+    // would wait out the store timeout while the batch's rows stay locked.
+    let store_down = AtomicBool::new(false);
     for _ in 0..MAX_BATCHES {
-        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, |row| async move {
-            let mut ok = true;
-            if let Some(mp) = &row.multipart_upload_id {
-                ok &= state.store.abort_multipart(&row.key, mp).await.is_ok();
+        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, |row| {
+            let store_down = &store_down;
+            async move {
+                if store_down.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let mut result = Ok(());
+                if let Some(mp) = &row.multipart_upload_id {
+                    result = state.store.abort_multipart(&row.key, mp).await;
+                }
+                if result.is_ok() {
+                    result = state.store.delete(&row.key).await;
+                }
+                if result.as_ref().is_err_and(crate::store::StoreError::is_unavailable) {
+                    store_down.store(true, Ordering::Relaxed);
+                }
+                result.is_ok()
             }
-            ok && state.store.delete(&row.key).await.is_ok()
         })
         .await?;
         report.cleaned += cleaned;

@@ -7,7 +7,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::db::DbPool;
+use crate::db::Db;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -15,7 +15,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     /// PostgreSQL pool: quotas, intents, assets.
-    pub db: DbPool,
+    pub db: Db,
     /// The object store: HeadObject/DeleteObject/multipart calls and the presigner.
     pub store: Store,
     /// JWT verification, keys parsed once at start.
@@ -28,7 +28,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, db: DbPool, store: Store) -> anyhow::Result<Self> {
+    pub fn new(config: Config, db: Db, store: Store) -> anyhow::Result<Self> {
         let verifier = Verifier::new(&config.jwt)?;
         let limiter = config.rate_limit.map(|rl| {
             let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);

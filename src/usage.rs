@@ -1,6 +1,6 @@
 //! Usage and quotas: what an owner uses, reserves and may use; admins set quotas.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::db::owners::UsageRow;
 use crate::error::Error;
@@ -31,17 +31,14 @@ impl Usage {
     }
 }
 
-/// A field left out keeps its value; an explicit `null` is refused (400).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    i64::deserialize(d).map(Some)
-}
-
+/// A field left out keeps its value (an explicit `null` never gets here: no request field
+/// is nullable, http/json.rs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaUpdate {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     pub quota_bytes: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     pub quota_objects: Option<i64>,
 }
 
@@ -51,9 +48,7 @@ pub async fn get(state: &AppState, owner: String) -> Result<Usage, Error> {
 }
 
 pub async fn set_quota(state: &AppState, owner: String, update: QuotaUpdate) -> Result<Usage, Error> {
-    if owner.is_empty() || owner.len() > crate::auth::MAX_OWNER_LEN {
-        return Err(Error::invalid("owner: must be 1 to 255 bytes"));
-    }
+    crate::auth::check_owner(&owner)?;
     for (name, v) in [("quota_bytes", update.quota_bytes), ("quota_objects", update.quota_objects)] {
         if v.is_some_and(|v| v < 0) {
             return Err(Error::invalid(format!("{name}: must be an integer >= 0")));

@@ -59,3 +59,50 @@ fn secrets_do_not_appear_in_debug_or_summary() {
     assert!(!text.contains("u:p@"), "{text}");
     assert!(!text.contains("\"SK\""), "{text}");
 }
+
+#[test]
+fn deadlines_have_defaults_take_fractions_and_migrations_may_be_unbounded() {
+    use std::time::Duration;
+    let c = minimal().validate().unwrap();
+    assert_eq!(c.db_timeout, Duration::from_secs(3));
+    assert_eq!(c.migration_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(c.s3.timeout, Duration::from_secs(5));
+    assert_eq!(c.s3.complete_timeout, Duration::from_secs(60));
+
+    let mut s = minimal();
+    s.db_timeout = Some(" 1.5 ".into());
+    s.store_timeout = Some("0.5".into());
+    s.store_complete_timeout = Some("600".into());
+    s.migration_timeout = Some("0".into());
+    let c = s.validate().unwrap();
+    assert_eq!(c.db_timeout, Duration::from_millis(1500));
+    assert_eq!(c.s3.timeout, Duration::from_millis(500));
+    assert_eq!(c.s3.complete_timeout, Duration::from_secs(600));
+    assert_eq!(c.migration_timeout, None, "0 means no bound");
+}
+
+#[test]
+fn each_bad_deadline_is_named() {
+    type Case = (fn(&mut Settings), &'static str);
+    let cases: Vec<Case> = vec![
+        (|s| s.db_timeout = Some("three".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.db_timeout = Some("0".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.db_timeout = Some("-1".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.db_timeout = Some("NaN".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.db_timeout = Some("1e400".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.db_timeout = Some("601".into()), "BROKER_DB_TIMEOUT"),
+        (|s| s.store_timeout = Some("0".into()), "BROKER_STORE_TIMEOUT"),
+        (|s| s.store_timeout = Some("5s".into()), "BROKER_STORE_TIMEOUT"),
+        (|s| s.store_complete_timeout = Some("0.01".into()), "BROKER_STORE_COMPLETE_TIMEOUT"),
+        (|s| s.store_complete_timeout = Some("inf".into()), "BROKER_STORE_COMPLETE_TIMEOUT"),
+        (|s| s.migration_timeout = Some("-5".into()), "BROKER_MIGRATION_TIMEOUT"),
+        (|s| s.migration_timeout = Some("forever".into()), "BROKER_MIGRATION_TIMEOUT"),
+    ];
+    for (change, variable) in cases {
+        let mut s = minimal();
+        change(&mut s);
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.variable, variable, "{err}");
+        assert!(err.to_string().starts_with(variable), "{err}");
+    }
+}

@@ -1,11 +1,10 @@
 //! Asset records: written by `uploads::COMPLETE`, read, listed and deleted here.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::DbError;
+use super::{Db, DbError};
 
 #[derive(Debug, Clone)]
 pub struct AssetRow {
@@ -51,29 +50,23 @@ fn rows(rows: Vec<Row>) -> Result<Vec<AssetRow>, DbError> {
 pub const GET_ASSET: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
      etag, metadata, visibility, created_at from assets where owner = $1 and id = $2";
 
-pub async fn get(pool: &Pool, owner: &str, id: Uuid) -> Result<Option<AssetRow>, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(GET_ASSET).await?;
-    Ok(client.query_opt(&stmt, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+pub async fn get(db: &Db, owner: &str, id: Uuid) -> Result<Option<AssetRow>, DbError> {
+    Ok(db.query_opt(GET_ASSET, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
 }
 
 pub const GET_ASSET_BY_UPLOAD: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, \
      checksum_sha256, etag, metadata, visibility, created_at from assets where owner = $1 and upload_id = $2";
 
-pub async fn get_by_upload(pool: &Pool, owner: &str, upload_id: Uuid) -> Result<Option<AssetRow>, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(GET_ASSET_BY_UPLOAD).await?;
-    Ok(client.query_opt(&stmt, &[&owner, &upload_id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+pub async fn get_by_upload(db: &Db, owner: &str, upload_id: Uuid) -> Result<Option<AssetRow>, DbError> {
+    Ok(db.query_opt(GET_ASSET_BY_UPLOAD, &[&owner, &upload_id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
 }
 
 pub const GET_ASSETS: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
      etag, metadata, visibility, created_at from assets where owner = $1 and id = any($2)";
 
 /// Several assets of one owner at once (gallery download URLs); unknown ids are skipped.
-pub async fn get_many(pool: &Pool, owner: &str, ids: &[Uuid]) -> Result<Vec<AssetRow>, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(GET_ASSETS).await?;
-    rows(client.query(&stmt, &[&owner, &ids]).await?)
+pub async fn get_many(db: &Db, owner: &str, ids: &[Uuid]) -> Result<Vec<AssetRow>, DbError> {
+    rows(db.query(GET_ASSETS, &[&owner, &ids]).await?)
 }
 
 /// Keyset pagination, newest first: `(created_at, id) < cursor`. The first page uses a
@@ -87,22 +80,15 @@ pub const LIST_NEWEST_IN_PROFILE: &str = "select owner, id, upload_id, profile, 
      where owner = $1 and profile = $5 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4";
 
 pub async fn list(
-    pool: &Pool,
+    db: &Db,
     owner: &str,
     before: (DateTime<Utc>, Uuid),
     limit: i64,
     profile: Option<&str>,
 ) -> Result<Vec<AssetRow>, DbError> {
-    let client = pool.get().await?;
     let found = match profile {
-        None => {
-            let stmt = client.prepare_cached(LIST_NEWEST).await?;
-            client.query(&stmt, &[&owner, &before.0, &before.1, &limit]).await?
-        }
-        Some(p) => {
-            let stmt = client.prepare_cached(LIST_NEWEST_IN_PROFILE).await?;
-            client.query(&stmt, &[&owner, &before.0, &before.1, &limit, &p]).await?
-        }
+        None => db.query(LIST_NEWEST, &[&owner, &before.0, &before.1, &limit]).await?,
+        Some(p) => db.query(LIST_NEWEST_IN_PROFILE, &[&owner, &before.0, &before.1, &limit, &p]).await?,
     };
     rows(found)
 }
@@ -112,8 +98,6 @@ pub const DELETE_ASSET: &str = "with gone as (delete from assets where owner = $
      update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
        from gone g where o.owner = g.owner returning 1";
 
-pub async fn delete(pool: &Pool, owner: &str, id: Uuid) -> Result<bool, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(DELETE_ASSET).await?;
-    Ok(client.execute(&stmt, &[&owner, &id]).await? > 0)
+pub async fn delete(db: &Db, owner: &str, id: Uuid) -> Result<bool, DbError> {
+    Ok(db.execute(DELETE_ASSET, &[&owner, &id]).await? > 0)
 }

@@ -1,8 +1,6 @@
 //! Owner rows: quotas and running totals.
 
-use deadpool_postgres::Pool;
-
-use super::DbError;
+use super::{Db, DbError};
 
 /// Usage as stored; `quota_*` are null when the owner has none set (the default applies).
 #[derive(Debug, Clone, Default)]
@@ -31,10 +29,8 @@ impl UsageRow {
 /// Creates the owner's row on first use; a no-op afterwards.
 pub const ENSURE_OWNER: &str = "insert into owners (owner) values ($1) on conflict (owner) do nothing";
 
-pub async fn ensure_owner(pool: &Pool, owner: &str) -> Result<(), DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(ENSURE_OWNER).await?;
-    client.execute(&stmt, &[&owner]).await?;
+pub async fn ensure_owner(db: &Db, owner: &str) -> Result<(), DbError> {
+    db.execute(ENSURE_OWNER, &[&owner]).await?;
     Ok(())
 }
 
@@ -42,10 +38,8 @@ pub const GET_USAGE: &str = "select used_bytes, used_objects, reserved_bytes, re
      from owners where owner = $1";
 
 /// An owner never seen has no row: all zeros and the default quota.
-pub async fn get_usage(pool: &Pool, owner: &str) -> Result<UsageRow, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(GET_USAGE).await?;
-    match client.query_opt(&stmt, &[&owner]).await? {
+pub async fn get_usage(db: &Db, owner: &str) -> Result<UsageRow, DbError> {
+    match db.query_opt(GET_USAGE, &[&owner]).await? {
         Some(row) => Ok(UsageRow::from_row(&row)?),
         None => Ok(UsageRow::default()),
     }
@@ -58,13 +52,11 @@ pub const SET_QUOTA: &str = "insert into owners as o (owner, quota_bytes, quota_
      returning used_bytes, used_objects, reserved_bytes, reserved_objects, quota_bytes, quota_objects";
 
 pub async fn set_quota(
-    pool: &Pool,
+    db: &Db,
     owner: &str,
     quota_bytes: Option<i64>,
     quota_objects: Option<i64>,
 ) -> Result<UsageRow, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(SET_QUOTA).await?;
-    let row = client.query_one(&stmt, &[&owner, &quota_bytes, &quota_objects]).await?;
+    let row = db.query_one(SET_QUOTA, &[&owner, &quota_bytes, &quota_objects]).await?;
     Ok(UsageRow::from_row(&row)?)
 }

@@ -1,10 +1,8 @@
 //! The reaper's statements: small batches, `FOR UPDATE SKIP LOCKED` so several replicas
 //! can reap at once and each item is handled by exactly one of them.
 
-use deadpool_postgres::Pool;
-
-use super::DbError;
 use super::uploads::UploadRow;
+use super::{Db, DbError};
 
 /// Expires up to $1 pending intents past their deadline and releases their reservations
 /// (summed per owner: one owner may have many intents in a batch). Returns how many.
@@ -20,10 +18,8 @@ pub const EXPIRE_DUE: &str = "with due as ( \
         where o.owner = s.owner) \
      select count(*) from ended";
 
-pub async fn expire_due(pool: &Pool, batch: i64) -> Result<i64, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(EXPIRE_DUE).await?;
-    Ok(client.query_one(&stmt, &[&batch]).await?.get(0))
+pub async fn expire_due(db: &Db, batch: i64) -> Result<i64, DbError> {
+    Ok(db.query_one(EXPIRE_DUE, &[&batch]).await?.get(0))
 }
 
 /// Ended intents whose store cleanup is still to do, locked for this transaction.
@@ -37,28 +33,34 @@ pub const SET_CLEANED: &str = "update uploads set cleaned_at = now() where owner
 
 /// Runs `clean` on each claimed row inside one transaction and marks the ones it cleaned.
 /// Rows stay locked meanwhile, so another reaper skips them.
-pub async fn clean_batch<F, Fut>(pool: &Pool, batch: i64, mut clean: F) -> Result<(i64, i64), DbError>
+///
+/// The transaction spans store calls (each bounded by the store's own timeouts), so the
+/// deadline applies to each database step rather than to the whole batch. Any error or
+/// timeout drops the connection unreleased: it is closed and PostgreSQL rolls back, so the
+/// rows are claimed again by the next pass.
+pub async fn clean_batch<F, Fut>(db: &Db, batch: i64, mut clean: F) -> Result<(i64, i64), DbError>
 where
     F: FnMut(UploadRow) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let claim = tx.prepare_cached(CLAIM_TO_CLEAN).await?;
-    let set = tx.prepare_cached(SET_CLEANED).await?;
-    let rows = tx.query(&claim, &[&batch]).await?;
+    let mut conn = db.checkout().await?;
+    let tx = db.bounded(conn.transaction()).await?;
+    let claim = db.bounded(tx.prepare_cached(CLAIM_TO_CLEAN)).await?;
+    let set = db.bounded(tx.prepare_cached(SET_CLEANED)).await?;
+    let rows = db.bounded(tx.query(&claim, &[&batch])).await?;
     let (mut cleaned, mut failed) = (0, 0);
     for row in &rows {
         let up = UploadRow::from_row(row)?;
         let (owner, id) = (up.owner.clone(), up.id);
         if clean(up).await {
-            tx.execute(&set, &[&owner, &id]).await?;
+            db.bounded(tx.execute(&set, &[&owner, &id])).await?;
             cleaned += 1;
         } else {
             failed += 1;
         }
     }
-    tx.commit().await?;
+    db.bounded(tx.commit()).await?;
+    conn.release();
     Ok((cleaned, failed))
 }
 
@@ -66,8 +68,6 @@ where
 pub const FORGET_KEYS: &str = "delete from idempotency_keys where ctid in ( \
        select ctid from idempotency_keys where created_at < now() - interval '24 hours' limit $1)";
 
-pub async fn forget_keys(pool: &Pool, batch: i64) -> Result<u64, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(FORGET_KEYS).await?;
-    Ok(client.execute(&stmt, &[&batch]).await?)
+pub async fn forget_keys(db: &Db, batch: i64) -> Result<u64, DbError> {
+    db.execute(FORGET_KEYS, &[&batch]).await
 }

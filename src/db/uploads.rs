@@ -1,12 +1,11 @@
 //! Upload intents and the quota reservation that comes with each.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::DbError;
 use super::assets::AssetRow;
+use super::{Db, DbError};
 
 #[derive(Debug, Clone)]
 pub struct UploadRow {
@@ -99,13 +98,11 @@ pub enum Reservation {
 }
 
 pub async fn reserve_and_insert(
-    pool: &Pool,
+    db: &Db,
     u: &NewUpload<'_>,
     default_quota_bytes: i64,
     default_quota_objects: i64,
 ) -> Result<Reservation, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(RESERVE_AND_INSERT).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
         &u.owner,
         &u.id,
@@ -124,27 +121,30 @@ pub async fn reserve_and_insert(
         &default_quota_bytes,
         &default_quota_objects,
     ];
-    if client.query_opt(&stmt, &params).await?.is_some() {
-        return Ok(Reservation::Reserved);
-    }
-    // Refused, or the owner has no row yet: make sure it exists (a concurrent first
-    // request may have just created it) and try once more.
-    let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
-    client.execute(&ensure, &[&u.owner]).await?;
-    Ok(match client.query_opt(&stmt, &params).await? {
-        Some(_) => Reservation::Reserved,
-        None => Reservation::Refused,
+    // Up to three statements on one connection, under one deadline.
+    db.run(async |client| {
+        let stmt = client.prepare_cached(RESERVE_AND_INSERT).await?;
+        if client.query_opt(&stmt, &params).await?.is_some() {
+            return Ok(Reservation::Reserved);
+        }
+        // Refused, or the owner has no row yet: make sure it exists (a concurrent first
+        // request may have just created it) and try once more.
+        let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
+        client.execute(&ensure, &[&u.owner]).await?;
+        Ok(match client.query_opt(&stmt, &params).await? {
+            Some(_) => Reservation::Reserved,
+            None => Reservation::Refused,
+        })
     })
+    .await
 }
 
 pub const GET_UPLOAD: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
      checksum_sha256, metadata, multipart_upload_id, part_size, part_count, expires_at, complete_by, created_at, asset_id, \
      cleaned_at is not null as cleaned from uploads where owner = $1 and id = $2";
 
-pub async fn get(pool: &Pool, owner: &str, id: Uuid) -> Result<Option<UploadRow>, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(GET_UPLOAD).await?;
-    Ok(client.query_opt(&stmt, &[&owner, &id]).await?.map(|r| UploadRow::from_row(&r)).transpose()?)
+pub async fn get(db: &Db, owner: &str, id: Uuid) -> Result<Option<UploadRow>, DbError> {
+    Ok(db.query_opt(GET_UPLOAD, &[&owner, &id]).await?.map(|r| UploadRow::from_row(&r)).transpose()?)
 }
 
 /// Ends a pending intent (aborted, expired or failed) and releases its reservation, in one
@@ -157,10 +157,8 @@ pub const END_PENDING: &str = "with ended as ( \
        from ended e where o.owner = e.owner \
      returning 1";
 
-pub async fn end_pending(pool: &Pool, owner: &str, id: Uuid, status: &str) -> Result<bool, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(END_PENDING).await?;
-    Ok(client.execute(&stmt, &[&owner, &id, &status]).await? > 0)
+pub async fn end_pending(db: &Db, owner: &str, id: Uuid, status: &str) -> Result<bool, DbError> {
+    Ok(db.execute(END_PENDING, &[&owner, &id, &status]).await? > 0)
 }
 
 /// Completion in one statement: the intent becomes `completed`, the asset row is written
@@ -182,17 +180,15 @@ pub const COMPLETE: &str = "with done as ( \
                visibility, created_at";
 
 pub async fn complete(
-    pool: &Pool,
+    db: &Db,
     owner: &str,
     id: Uuid,
     asset_id: Uuid,
     etag: Option<&str>,
     visibility: &str,
 ) -> Result<Option<AssetRow>, DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(COMPLETE).await?;
-    Ok(client
-        .query_opt(&stmt, &[&owner, &id, &asset_id, &etag, &visibility])
+    Ok(db
+        .query_opt(COMPLETE, &[&owner, &id, &asset_id, &etag, &visibility])
         .await?
         .map(|r| AssetRow::from_row(&r))
         .transpose()?)
@@ -201,10 +197,8 @@ pub async fn complete(
 /// Records the store's multipart UploadId right after CreateMultipartUpload.
 pub const SET_MULTIPART_ID: &str = "update uploads set multipart_upload_id = $3 where owner = $1 and id = $2";
 
-pub async fn set_multipart_id(pool: &Pool, owner: &str, id: Uuid, store_upload_id: &str) -> Result<(), DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(SET_MULTIPART_ID).await?;
-    client.execute(&stmt, &[&owner, &id, &store_upload_id]).await?;
+pub async fn set_multipart_id(db: &Db, owner: &str, id: Uuid, store_upload_id: &str) -> Result<(), DbError> {
+    db.execute(SET_MULTIPART_ID, &[&owner, &id, &store_upload_id]).await?;
     Ok(())
 }
 
@@ -212,9 +206,7 @@ pub async fn set_multipart_id(pool: &Pool, owner: &str, id: Uuid, store_upload_i
 pub const MARK_CLEANED: &str =
     "update uploads set cleaned_at = now() where owner = $1 and id = $2 and cleaned_at is null";
 
-pub async fn mark_cleaned(pool: &Pool, owner: &str, id: Uuid) -> Result<(), DbError> {
-    let client = pool.get().await?;
-    let stmt = client.prepare_cached(MARK_CLEANED).await?;
-    client.execute(&stmt, &[&owner, &id]).await?;
+pub async fn mark_cleaned(db: &Db, owner: &str, id: Uuid) -> Result<(), DbError> {
+    db.execute(MARK_CLEANED, &[&owner, &id]).await?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::OwnerQuery;
+use super::ids::Id;
+use super::{NoQuery, OwnerQuery};
 use crate::assets::{self, Disposition, DownloadUrl};
 use crate::auth::Caller;
 use crate::error::Error;
@@ -35,23 +35,23 @@ pub async fn list_assets(
 }
 
 pub async fn get_asset(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::get(&state, &owner, *id).await?))
+    Ok(HttpResponse::Ok().json(assets::get(&state, &owner, id.uuid()).await?))
 }
 
 pub async fn delete_asset(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    assets::delete(&state, &owner, *id).await?;
+    assets::delete(&state, &owner, id.uuid()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -67,20 +67,20 @@ pub struct DownloadQuery {
 }
 
 pub async fn get_download_url(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, Error> {
     let q = query.into_inner();
     let owner = caller.owner_for(q.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::download(&state, &owner, *id, q.disposition, q.expires_in).await?))
+    Ok(HttpResponse::Ok().json(assets::download(&state, &owner, id.uuid(), q.disposition, q.expires_in).await?))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadUrlsRequest {
-    ids: Vec<Uuid>,
+    ids: Vec<Id>,
     #[serde(default)]
     disposition: Option<Disposition>,
     #[serde(default)]
@@ -91,16 +91,18 @@ pub struct DownloadUrlsRequest {
 
 #[derive(Serialize)]
 struct DownloadUrls {
-    urls: std::collections::BTreeMap<Uuid, DownloadUrl>,
+    urls: std::collections::BTreeMap<uuid::Uuid, DownloadUrl>,
 }
 
 pub async fn get_download_urls(
     caller: Caller,
     state: web::Data<AppState>,
+    _: web::Query<NoQuery>,
     body: super::json::Json<DownloadUrlsRequest>,
 ) -> Result<HttpResponse, Error> {
     let b = body.into_inner();
     let owner = caller.owner_for(b.owner.as_deref())?;
-    let urls = assets::download_many(&state, &owner, &b.ids, b.disposition, b.expires_in).await?;
+    let ids: Vec<uuid::Uuid> = b.ids.iter().map(|id| id.uuid()).collect();
+    let urls = assets::download_many(&state, &owner, &ids, b.disposition, b.expires_in).await?;
     Ok(HttpResponse::Ok().json(DownloadUrls { urls }))
 }

@@ -2,8 +2,8 @@
 //! key, owner and request within 24 h gets the first answer again and reserves nothing
 //! twice; the same key with another request is `409 invalid_state`. Two identical requests
 //! racing with one key: the first claims the key (an INSERT … ON CONFLICT DO NOTHING), the
-//! second waits for its answer. 2xx and 4xx answers are kept; a 5xx forgets the key so a
-//! retry runs again.
+//! second waits for its answer. 2xx and 4xx answers are kept; a 5xx (or a batch answer
+//! with an item that met an outage) forgets the key so a retry runs again.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,10 +23,22 @@ const HEADER: &str = "idempotency-key";
 const WAIT: Duration = Duration::from_secs(10);
 
 /// What a handler answers: a status and an optional JSON body, serialized once (it is sent
-/// as is, and stored as is when the request has a key).
-pub type Reply = (StatusCode, Option<Box<RawValue>>);
+/// as is, and stored as is when the request has a key), and whether it is the request's
+/// final outcome. A batch answer with an item that met an outage is not: a retry with the
+/// same key must run again rather than replay `unavailable`.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Option<Box<RawValue>>,
+    pub replayable: bool,
+}
 
-pub fn respond((status, body): Reply) -> HttpResponse {
+impl Reply {
+    pub fn new(status: StatusCode, body: Option<Box<RawValue>>) -> Self {
+        Self { status, body, replayable: true }
+    }
+}
+
+pub fn respond(status: StatusCode, body: Option<Box<RawValue>>) -> HttpResponse {
     match body {
         Some(b) => HttpResponse::build(status)
             .content_type(actix_web::http::header::ContentType::json())
@@ -63,7 +75,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Reply, Error>>,
 {
-    let Some(key) = key_of(req)? else { return work().await.map(respond) };
+    let Some(key) = key_of(req)? else { return work().await.map(|r| respond(r.status, r.body)) };
     let mut hash = Sha256::new();
     hash.update(req.method().as_str());
     hash.update(b" ");
@@ -100,24 +112,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Reply, Error>>,
 {
-    let (status, body) = match work().await {
+    let reply = match work().await {
         Ok(reply) => reply,
         Err(e) if e.status().is_server_error() => {
-            if db::discard(&state.db, owner, key).await.is_err() {
-                // The database is likely down too: keep trying in the background, so a
-                // retry that is waiting on this key runs as soon as the database is back
-                // (instead of waiting for the key to go stale).
-                let (db, owner, key) = (state.db.clone(), owner.to_owned(), key.to_owned());
-                tokio::spawn(async move {
-                    for _ in 0..120 {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        if db::discard(&db, &owner, &key).await.is_ok() {
-                            return;
-                        }
-                    }
-                    tracing::warn!("could not discard an idempotency key after a failure; it goes stale in 60 s");
-                });
-            }
+            forget(state, owner, key).await;
             return Err(e);
         }
         Err(e) => {
@@ -128,10 +126,33 @@ where
             return Err(e);
         }
     };
-    if let Err(e) = db::finish(&state.db, owner, key, status.as_u16() as i16, body.as_deref()).await {
+    if !reply.replayable {
+        forget(state, owner, key).await;
+    } else if let Err(e) = db::finish(&state.db, owner, key, reply.status.as_u16() as i16, reply.body.as_deref()).await
+    {
         tracing::warn!(error = %e, "could not record an idempotent answer");
     }
-    Ok(respond((status, body)))
+    Ok(respond(reply.status, reply.body))
+}
+
+/// Releases a claimed key whose answer is not final, so a retry runs again.
+async fn forget(state: &AppState, owner: &str, key: &str) {
+    if db::discard(&state.db, owner, key).await.is_ok() {
+        return;
+    }
+    // The database is likely down too: keep trying in the background, so a retry that is
+    // waiting on this key runs as soon as the database is back (instead of waiting for the
+    // key to go stale).
+    let (db, owner, key) = (state.db.clone(), owner.to_owned(), key.to_owned());
+    tokio::spawn(async move {
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if db::discard(&db, &owner, &key).await.is_ok() {
+                return;
+            }
+        }
+        tracing::warn!("could not discard an idempotency key after a failure; it goes stale in 60 s");
+    });
 }
 
 /// The first answer again; an error body gets this request's id.
@@ -143,5 +164,5 @@ fn replay(status: i16, body: Option<Value>) -> HttpResponse {
         }
         to_raw_value(&b).ok()
     });
-    respond((status, body))
+    respond(status, body)
 }

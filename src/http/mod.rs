@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod idempotency;
+pub mod ids;
 pub mod json;
 pub mod middleware;
 pub mod ops;
@@ -94,6 +95,12 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     }
     json::parse_object(body)
 }
+
+/// The query of a route that takes none: any parameter is refused (400) rather than
+/// silently ignored (an admin's `POST /v1/uploads?owner=x` must not upload as the admin).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
 
 /// `?owner=` for routes whose body does not carry it.
 #[derive(Debug, Default, serde::Deserialize)]

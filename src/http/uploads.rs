@@ -2,10 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use uuid::Uuid;
 
 use super::idempotency::{self, Reply};
-use super::{OwnerQuery, optional_json};
+use super::ids::Id;
+use super::{NoQuery, OwnerQuery, optional_json};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::state::AppState;
@@ -14,7 +14,7 @@ use crate::uploads::{
 };
 
 fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Result<Reply, Error> {
-    Ok((status, Some(serde_json::value::to_raw_value(&body).map_err(anyhow::Error::from)?)))
+    Ok(Reply::new(status, Some(serde_json::value::to_raw_value(&body).map_err(anyhow::Error::from)?)))
 }
 
 /// The parsed body, serialized again: what an Idempotency-Key is bound to. Only made when
@@ -30,6 +30,7 @@ pub async fn create_upload(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
+    _: web::Query<NoQuery>,
     body: super::json::Json<CreateUploadRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
@@ -43,27 +44,30 @@ pub async fn create_upload_batch(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
+    _: web::Query<NoQuery>,
     body: super::json::Json<BatchRequest>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
     idempotency::run(&state, &req, &caller.owner, &canonical(&req, &body)?, || async {
-        json(StatusCode::OK, uploads::batch::create_batch(&state, &caller, body).await?)
+        let answer = uploads::batch::create_batch(&state, &caller, body).await?;
+        let replayable = !answer.has_server_errors();
+        Ok(Reply { replayable, ..json(StatusCode::OK, answer)? })
     })
     .await
 }
 
 pub async fn get_upload(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(uploads::status(&state, &owner, *id).await?))
+    Ok(HttpResponse::Ok().json(uploads::status(&state, &owner, id.uuid()).await?))
 }
 
 pub async fn abort_upload(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -71,24 +75,25 @@ pub async fn abort_upload(
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
     idempotency::run(&state, &req, &caller.owner, b"", || async {
-        uploads::abort::abort(&state, &owner, *id).await?;
-        Ok((StatusCode::NO_CONTENT, None))
+        uploads::abort::abort(&state, &owner, id.uuid()).await?;
+        Ok(Reply::new(StatusCode::NO_CONTENT, None))
     })
     .await
 }
 
 pub async fn complete_upload(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
     query: web::Query<OwnerQuery>,
-    body: web::Bytes,
+    body: super::json::Body,
 ) -> Result<HttpResponse, Error> {
+    let body = body.0;
     let parsed = optional_json(&body)?;
     let owner = caller.owner_for(query.owner.as_deref())?;
     idempotency::run(&state, &req, &caller.owner, &body, || async {
-        match uploads::complete::complete(&state, &owner, *id, parsed).await? {
+        match uploads::complete::complete(&state, &owner, id.uuid(), parsed).await? {
             Completed::Created(asset) => json(StatusCode::CREATED, asset),
             Completed::Again(asset) => json(StatusCode::OK, asset),
         }
@@ -97,22 +102,22 @@ pub async fn complete_upload(
 }
 
 pub async fn presign_parts(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
     body: super::json::Json<PresignPartsRequest>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(uploads::parts::presign(&state, &owner, *id, body.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(uploads::parts::presign(&state, &owner, id.uuid(), body.into_inner()).await?))
 }
 
 pub async fn list_parts(
-    id: web::Path<Uuid>,
+    id: web::Path<Id>,
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<OwnerQuery>,
 ) -> Result<HttpResponse, Error> {
     let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(uploads::parts::list(&state, &owner, *id).await?))
+    Ok(HttpResponse::Ok().json(uploads::parts::list(&state, &owner, id.uuid()).await?))
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::OwnerQuery;
+use super::{NoQuery, OwnerQuery};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::state::AppState;
@@ -21,6 +21,7 @@ pub async fn set_quota(
     caller: Caller,
     owner: web::Path<String>,
     state: web::Data<AppState>,
+    _: web::Query<NoQuery>,
     body: super::json::Json<QuotaUpdate>,
 ) -> Result<HttpResponse, Error> {
     caller.require_admin()?;

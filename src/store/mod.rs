@@ -79,6 +79,31 @@ pub struct Store {
     pub(crate) bucket: String,
     pub presigner: std::sync::Arc<Presigner>,
     provider: Provider,
+    /// CompleteMultipartUpload's own, longer bound (a per-operation config override).
+    pub(crate) complete_timeouts: TimeoutConfig,
+}
+
+/// Every store call is bounded: `timeout` for the whole call, its one retry included, and
+/// half of it for each attempt (connecting included), so a stalled attempt on a stale
+/// connection still leaves time for a fresh one. Transport failures, timeouts and 5xx
+/// answers are `unavailable` (503).
+fn timeouts(timeout: Duration) -> TimeoutConfig {
+    let attempt = timeout / 2;
+    TimeoutConfig::builder()
+        .connect_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(timeout)
+        .build()
+}
+
+/// CompleteMultipartUpload assembles up to 10,000 parts and may take far longer than any
+/// other call: one attempt with the whole (longer) bound; connecting is as quick as ever.
+fn complete_timeouts(timeout: Duration, complete: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(timeout / 2)
+        .operation_attempt_timeout(complete)
+        .operation_timeout(complete)
+        .build()
 }
 
 impl Store {
@@ -95,13 +120,7 @@ impl Store {
             // when an operation requires one.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(25))
-                    .build(),
-            )
+            .timeout_config(timeouts(cfg.timeout))
             .retry_config(RetryConfig::standard().with_max_attempts(2).with_initial_backoff(Duration::from_millis(100)))
             .build();
         let presigner = Presigner::new(
@@ -116,6 +135,7 @@ impl Store {
             bucket: cfg.bucket.clone(),
             presigner: std::sync::Arc::new(presigner),
             provider: cfg.provider,
+            complete_timeouts: complete_timeouts(cfg.timeout, cfg.complete_timeout),
         })
     }
 

@@ -86,6 +86,8 @@ impl Store {
             .key(key)
             .upload_id(store_upload_id)
             .multipart_upload(completed)
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::new().timeout_config(self.complete_timeouts.clone()))
             .send()
             .await
             .map_err(|e| classify("CompleteMultipartUpload", e))?;

@@ -53,48 +53,65 @@ pub struct Spec<'p> {
     plan: Option<PartPlan>,
 }
 
-/// The checks in API.md's order: shape (400), acting for another owner (403), size (413),
-/// type (415), method the store cannot do (400). The quota comes last, in `reserve`.
+impl CreateUploadRequest {
+    /// The checks the schema states (lengths, formats, minimums): a batch refuses the whole
+    /// request when one item fails them, as it does for a wrong field type.
+    pub fn check_shape(&self) -> Result<(), Error> {
+        if self.filename.is_empty() || self.filename.len() > 255 {
+            return Err(Error::invalid("filename: must be 1 to 255 bytes"));
+        }
+        ContentType::parse(&self.content_type).map_err(Error::invalid)?;
+        if self.size < 0 {
+            return Err(Error::invalid("size: must be an integer >= 0"));
+        }
+        if let Some(c) = &self.checksum_sha256
+            && !matches!(STANDARD.decode(c), Ok(d) if d.len() == 32 && STANDARD.encode(&d) == *c)
+        {
+            return Err(Error::invalid("checksum_sha256: must be the base64 of a 32-byte SHA-256 digest"));
+        }
+        if let Some(o) = &self.owner {
+            crate::auth::check_owner(o)?;
+        }
+        Ok(())
+    }
+}
+
+/// The checks in API.md's order: shape and profile (400), acting for another owner (403),
+/// size (413), type (415), what the method or the store cannot do (400). The quota comes
+/// last, in `reserve`.
 pub fn validate<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRequest) -> Result<Spec<'s>, Error> {
-    if req.filename.is_empty() || req.filename.len() > 255 {
-        return Err(Error::invalid("filename: must be 1 to 255 bytes"));
-    }
+    req.check_shape()?;
     let content_type = ContentType::parse(&req.content_type).map_err(Error::invalid)?;
-    if req.size < 0 {
-        return Err(Error::invalid("size: must be an integer >= 0"));
-    }
     let profile_name = req.profile.as_deref().unwrap_or("default");
     let profile = state
         .config
         .profiles
         .get(profile_name)
         .ok_or_else(|| Error::invalid(format!("profile: unknown profile {profile_name:?}")))?;
-    let method = req.method.unwrap_or_else(|| profile.default_method(req.size as u64));
-    let checksum_sha256 = match req.checksum_sha256 {
-        None => None,
-        Some(_) if method == UploadMethod::Multipart => {
-            return Err(Error::invalid("checksum_sha256: not accepted with method multipart"));
-        }
-        Some(c) => match STANDARD.decode(&c) {
-            Ok(d) if d.len() == 32 && STANDARD.encode(&d) == c => Some(c),
-            _ => return Err(Error::invalid("checksum_sha256: must be the base64 of a 32-byte SHA-256 digest")),
-        },
-    };
     let metadata = serde_json::to_value(req.metadata.unwrap_or_default()).map_err(anyhow::Error::from)?;
     if metadata.to_string().len() > MAX_METADATA_JSON {
         return Err(Error::invalid("metadata: at most 2048 bytes as compact JSON"));
     }
-    let plan = match method {
-        UploadMethod::Multipart => Some(PartPlan::new(req.size as u64, profile.part_size).map_err(Error::invalid)?),
-        _ => None,
-    };
     let owner = caller.owner_for(req.owner.as_deref())?;
+    // A profile's max_size is at most 5 TiB (profiles.rs), so this also covers S3's cap.
     if req.size as u64 > profile.max_size {
         return Err(Error::FileTooLarge { max: profile.max_size });
     }
     if !profile.allows(&content_type) {
         return Err(Error::UnsupportedContentType(req.content_type));
     }
+    let method = req.method.unwrap_or_else(|| profile.default_method(req.size as u64));
+    let checksum_sha256 = match (req.checksum_sha256, method) {
+        (Some(_), UploadMethod::Multipart) => {
+            return Err(Error::invalid("checksum_sha256: not accepted with method multipart"));
+        }
+        // A POST policy cannot make the store check a SHA-256 (S3 only verifies checksums
+        // sent as headers), so complete could never match: refuse it now.
+        (Some(_), UploadMethod::Post) => {
+            return Err(Error::invalid("checksum_sha256: not accepted with method post; use method put"));
+        }
+        (c, _) => c,
+    };
     if method != UploadMethod::Multipart && req.size as u64 > MAX_SINGLE_UPLOAD {
         return Err(Error::MethodNotSupported(
             format!("method {}: a single request uploads at most 5 GiB; use method multipart", method.as_str()).into(),
@@ -105,6 +122,10 @@ pub fn validate<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadReque
             "method post (POST policy) is not supported by this store (Cloudflare R2); use method put".into(),
         ));
     }
+    let plan = match method {
+        UploadMethod::Multipart => Some(PartPlan::new(req.size as u64, profile.part_size).map_err(Error::invalid)?),
+        _ => None,
+    };
     Ok(Spec {
         owner,
         profile,

@@ -211,3 +211,39 @@ async fn a_batch_with_a_key_replays_the_same_results() {
     let r = batch(&app, "if", items[..2].to_vec(), Some("gallery-1")).await;
     r.assert_error(409, "invalid_state");
 }
+
+/// With the database down no item can be reserved: the batch is the same `503` +
+/// `Retry-After` as a single create, and the answer is not kept under its key, so the
+/// retry after recovery runs for real.
+#[tokio::test]
+async fn a_batch_during_an_outage_is_503_and_not_replayed_after_recovery() {
+    let app =
+        TestApp::spawn_with(TestOptions { profiles: Some(PROFILES.into()), db_proxy: true, ..Default::default() })
+            .await;
+    let items = vec![item("a.png", "image/png", 10), item("b.png", "image/png", 20)];
+    let proxy = app.db_proxy.as_ref().unwrap();
+
+    proxy.cut();
+    let r = batch(&app, "bo", items.clone(), None).await;
+    r.assert_error(503, "unavailable");
+    assert!(r.headers.contains_key("retry-after"));
+    let r = batch(&app, "bo", items.clone(), Some("gallery-1")).await;
+    r.assert_error(503, "unavailable");
+    proxy.restore();
+
+    // The background discard of the key needs the database back; give it a moment.
+    let mut replay = batch(&app, "bo", items.clone(), Some("gallery-1")).await;
+    for _ in 0..40 {
+        if replay.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        replay = batch(&app, "bo", items.clone(), Some("gallery-1")).await;
+    }
+    assert_eq!(replay.status, 200, "{:#}", replay.body);
+    assert_eq!(successes(&replay.body["results"]), 2);
+    assert_eq!(app.usage_row("bo").await, (0, 0, 30, 2), "reserved once, after recovery");
+    let again = batch(&app, "bo", items, Some("gallery-1")).await;
+    assert_eq!(again.body, replay.body, "the successful answer is the one replayed");
+    assert_eq!(app.usage_row("bo").await, (0, 0, 30, 2));
+}

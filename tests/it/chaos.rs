@@ -21,7 +21,7 @@ fn store(app: &TestApp) -> &ChaosProxy {
 }
 
 /// `503 unavailable`, a `Retry-After` in seconds, and no internals anywhere in the body.
-fn assert_unavailable(app: &TestApp, call: &Call) {
+pub(crate) fn assert_unavailable(app: &TestApp, call: &Call) {
     let message = call.assert_error(503, "unavailable");
     assert_eq!(message, "a dependency is unavailable; retry later");
     let retry = call.headers.get("retry-after").expect("Retry-After header").to_str().unwrap();
@@ -60,7 +60,7 @@ fn assert_unavailable(app: &TestApp, call: &Call) {
 /// The bookkeeping invariants, straight from the tables and the bucket: every owner's
 /// reservation is exactly its pending uploads, its usage exactly its assets, every asset
 /// belongs to a completed upload, and every asset's object is in the bucket.
-async fn assert_nothing_half_written(app: &TestApp) {
+pub(crate) async fn assert_nothing_half_written(app: &TestApp) {
     let drift = app
         .count(
             "select count(*) from owners o where \

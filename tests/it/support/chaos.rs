@@ -2,6 +2,8 @@
 //! `cut()` closes every open connection and refuses new ones; `restore()` lets traffic
 //! through again; `stall()` closes every open connection and holds new ones open without
 //! forwarding a byte, so a test can act while a request hangs on the dependency.
+//! `freeze()` is a black-holed network or a SIGSTOPped server: open connections stay open
+//! but forward nothing, and new ones are held like `stall()`'s; leaving it closes them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ enum Mode {
     Open,
     Cut,
     Stall,
+    Freeze,
 }
 
 pub struct ChaosProxy {
@@ -38,23 +41,31 @@ impl ChaosProxy {
                 let current = *rx.borrow_and_update();
                 match current {
                     Mode::Cut => drop(inbound),
-                    Mode::Stall => {
+                    Mode::Stall | Mode::Freeze => {
                         let held = accept_held.clone();
                         held.fetch_add(1, Ordering::SeqCst);
                         tokio::spawn(async move {
-                            let _ = rx.wait_for(|m| *m != Mode::Stall).await;
+                            let _ = rx.wait_for(|m| *m != current).await;
                             held.fetch_sub(1, Ordering::SeqCst);
                             drop(inbound);
                         });
                     }
                     Mode::Open => {
+                        let held = accept_held.clone();
                         tokio::spawn(async move {
                             let Ok(mut outbound) = TcpStream::connect(target).await else { return };
                             let mut inbound = inbound;
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                                _ = rx.wait_for(|m| *m != Mode::Open) => {}
+                            let changed = tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                                _ = rx.wait_for(|m| *m != Mode::Open) => true,
+                            };
+                            let frozen = changed && *rx.borrow() == Mode::Freeze;
+                            if frozen {
+                                held.fetch_add(1, Ordering::SeqCst);
+                                let _ = rx.wait_for(|m| *m != Mode::Freeze).await;
+                                held.fetch_sub(1, Ordering::SeqCst);
                             }
+                            drop((inbound, outbound));
                         });
                     }
                 }
@@ -75,7 +86,11 @@ impl ChaosProxy {
         self.mode.send_replace(Mode::Stall);
     }
 
-    /// Connections currently held by `stall()`.
+    pub fn freeze(&self) {
+        self.mode.send_replace(Mode::Freeze);
+    }
+
+    /// Connections currently held by `stall()` or `freeze()`.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)
     }
