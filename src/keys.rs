@@ -53,7 +53,9 @@ fn shorten(name: &str, max: usize) -> String {
     match name.rfind('.') {
         Some(dot) if dot > 0 && name.len() - dot < max => {
             let ext = &name[dot..];
-            format!("{}{ext}", &name[..max - ext.len()])
+            // A cut stem may end in `.`: with the extension's `.` that would make `..`.
+            let stem = name[..max - ext.len()].trim_end_matches('.');
+            if stem.is_empty() { name[..max].to_owned() } else { format!("{stem}{ext}") }
         }
         _ => name[..max].to_owned(),
     }
@@ -144,6 +146,8 @@ mod tests {
         assert_eq!(no_ext.len(), 100);
         assert_eq!(shorten("abcdef.verylongextension", 10), "abcdef.ver");
         assert_eq!(shorten("abc.d", 4), "ab.d");
+        // Found by the property test below: a cut right after a `.` must not make `..`.
+        assert_eq!(shorten("ab.c_d.e", 5), "ab.e");
     }
 
     proptest::proptest! {

@@ -35,8 +35,10 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     // Once the store is found unavailable, the rest of the pass leaves it alone: each call
     // would wait out the store timeout while the batch's rows stay locked.
     let store_down = AtomicBool::new(false);
+    // One row's cleanup: at most two store calls, with some slack.
+    let idle_bound = state.config.s3.timeout * 2 + state.db.timeout();
     for _ in 0..MAX_BATCHES {
-        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, |row| {
+        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, idle_bound, |row| {
             let store_down = &store_down;
             async move {
                 if store_down.load(Ordering::Relaxed) {

@@ -168,10 +168,10 @@ impl Db {
         self.pool.close();
     }
 
-    /// A plain pooled connection, outside the deadline helpers: only for `/readyz`, until it
-    /// calls [`Db::ping`]. A caller that gives up on it returns it to the pool as is.
-    pub async fn get(&self) -> Result<Object, deadpool_postgres::PoolError> {
-        self.pool.get().await
+    /// The `statement_timeout` a pooled connection runs with (set at connect time), for
+    /// checks that the server-side bound is in force.
+    pub async fn statement_timeout(&self) -> Result<String, DbError> {
+        self.run(async |c| Ok(c.query_one("show statement_timeout", &[]).await?.try_get(0)?)).await
     }
 
     /// `select 1` under the deadline, for `/readyz`.

@@ -37,14 +37,24 @@ pub const SET_CLEANED: &str = "update uploads set cleaned_at = now() where owner
 /// The transaction spans store calls (each bounded by the store's own timeouts), so the
 /// deadline applies to each database step rather than to the whole batch. Any error or
 /// timeout drops the connection unreleased: it is closed and PostgreSQL rolls back, so the
-/// rows are claimed again by the next pass.
-pub async fn clean_batch<F, Fut>(db: &Db, batch: i64, mut clean: F) -> Result<(i64, i64), DbError>
+/// rows are claimed again by the next pass. `idle_bound` is the longest one `clean` may
+/// take: the server ends the transaction itself when it sits idle longer (a reaper that
+/// vanished behind a black-holed network would otherwise keep the rows locked until the
+/// server's TCP keepalive notices, two hours by default).
+pub async fn clean_batch<F, Fut>(
+    db: &Db,
+    batch: i64,
+    idle_bound: std::time::Duration,
+    mut clean: F,
+) -> Result<(i64, i64), DbError>
 where
     F: FnMut(UploadRow) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let mut conn = db.checkout().await?;
     let tx = db.bounded(conn.transaction()).await?;
+    let idle = format!("set local idle_in_transaction_session_timeout = {}", idle_bound.as_millis().max(1));
+    db.bounded(tx.batch_execute(&idle)).await?;
     let claim = db.bounded(tx.prepare_cached(CLAIM_TO_CLEAN)).await?;
     let set = db.bounded(tx.prepare_cached(SET_CLEANED)).await?;
     let rows = db.bounded(tx.query(&claim, &[&batch])).await?;

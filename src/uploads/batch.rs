@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::UploadIntent;
-use super::create::{CreateUploadRequest, reserve, validate};
+use super::create::{CreateUploadRequest, check_rules, reserve};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ pub async fn create_batch(state: &AppState, caller: &Caller, req: BatchRequest) 
     let mut reserved = 0;
     let mut results = Vec::with_capacity(req.uploads.len());
     for item in req.uploads {
-        let result = match (validate(state, caller, item), &outage) {
+        let result = match (check_rules(state, caller, item), &outage) {
             (Err(e), _) => item_error(&e),
             (Ok(_), Some(down)) => item_error(down),
             (Ok(spec), None) => match reserve(state, spec).await {

@@ -81,6 +81,11 @@ impl CreateUploadRequest {
 /// last, in `reserve`.
 pub fn validate<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRequest) -> Result<Spec<'s>, Error> {
     req.check_shape()?;
+    check_rules(state, caller, req)
+}
+
+/// `validate` after `check_shape` passed (a batch checks every item's shape first).
+pub fn check_rules<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRequest) -> Result<Spec<'s>, Error> {
     let content_type = ContentType::parse(&req.content_type).map_err(Error::invalid)?;
     let profile_name = req.profile.as_deref().unwrap_or("default");
     let profile = state
