@@ -391,6 +391,7 @@ class Prober:
 
 
 T0 = time.monotonic()
+START_RSS = [0]  # KiB, the broker's RSS when flood.py started (the first idle)
 
 
 def mib(kib):
@@ -484,6 +485,7 @@ async def run_keepalive(args, broker, prober, report):
         "rss_at_end_mib": mib(end["VmRSS"]), "rss_after_mib": mib(after["VmRSS"]),
         "anon_idle_mib": mib(idle["RssAnon"]), "anon_after_mib": mib(after["RssAnon"]),
         "after_s": args.after, "within_2x_idle": after["VmRSS"] <= 2 * idle["VmRSS"],
+        "within_2x_start": after["VmRSS"] <= 2 * START_RSS[0],
         "bursts": bursts, "probes": prober.summary("keepalive"),
     }
     log("keepalive: " + json.dumps({k: v for k, v in report["keepalive"].items() if k not in ("bursts",)}))
@@ -572,6 +574,7 @@ async def run_slowbody(args, broker, prober, report):
         "rss_idle_mib": mib(idle["VmRSS"]), "rss_peak_during_mib": mib(during), "rss_at_end_mib": mib(end["VmRSS"]),
         "rss_after_mib": mib(after["VmRSS"]), "anon_after_mib": mib(after["RssAnon"]), "after_s": args.after,
         "within_2x_idle": after["VmRSS"] <= 2 * idle["VmRSS"],
+        "within_2x_start": after["VmRSS"] <= 2 * START_RSS[0],
         "probes": prober.summary(phase), "timeline": timeline,
     }
     log(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "timeline"}))
@@ -590,7 +593,8 @@ async def main_async(args):
     except Exception:
         pass
     await asyncio.sleep(1)
-    report["rss_start_mib"] = mib(broker.rss())
+    START_RSS[0] = broker.rss()
+    report["rss_start_mib"] = mib(START_RSS[0])
     prober = Prober(args, args.host, args.port)
     if args.command in ("keepalive", "all"):
         await run_keepalive(args, broker, prober, report)
@@ -612,11 +616,14 @@ async def main_async(args):
 
 
 def summary_md(rep):
-    out = ["| phase | RSS idle MiB | peak during MiB | after MiB (s) | within 2x idle |", "|---|---:|---:|---:|---|"]
+    out = [f"broker RSS when flood.py started: {rep['rss_start_mib']} MiB; VmHWM at the end: {rep['vmhwm_mib']} MiB", "",
+           "| phase | RSS idle before MiB | peak during MiB | after MiB (s) | within 2x of idle before / of start |",
+           "|---|---:|---:|---:|---|"]
+    yn = lambda b: "yes" if b else "**no**"
     for k, v in rep.items():
         if isinstance(v, dict) and "rss_idle_mib" in v:
             out.append(f"| {k} | {v['rss_idle_mib']} | {v['rss_peak_during_mib']} | {v['rss_after_mib']} ({v['after_s']:.0f}) "
-                       f"| {'yes' if v['within_2x_idle'] else '**no**'} |")
+                       f"| {yn(v['within_2x_idle'])} / {yn(v['within_2x_start'])} |")
     out.append("")
     out.append("| phase | probes | outcomes | answered latency s (p50 / p99 / max) | answered > 1 s |")
     out.append("|---|---:|---|---|---:|")

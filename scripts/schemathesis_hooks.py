@@ -67,9 +67,3 @@ def after_call(context, case, response):
     except requests.RequestException:
         pass
 
-
-import sys
-@schemathesis.hook("after_call")
-def _debug(context, case, response):
-    if case.operation.path in ("/v1/uploads/{id}/complete", "/v1/assets/{id}", "/v1/assets/{id}/download-url"):
-        print("DEBUG", case.operation.method, case.path_parameters, response.status_code, response.text[:100], file=sys.stderr)

@@ -4,6 +4,8 @@
 #   bash scripts/test.sh                      # fmt, clippy, then every test
 #   bash scripts/test.sh -E 'test(quota)'     # extra args go to `cargo nextest run`
 #   R2B_SKIP_LINT=1 bash scripts/test.sh      # skip fmt and clippy
+#   R2B_SKIP_SCHEMATHESIS=1 bash scripts/test.sh   # skip the schemathesis step
+#   R2B_SKIP_BROWSER=1 bash scripts/test.sh   # skip the Chromium tests (scripts/test-browser.sh)
 #
 # It starts a private throwaway PostgreSQL cluster (unless DATABASE_URL is set: then that
 # server is used, and its user must be able to CREATE DATABASE) and an s3s-fs server that
@@ -14,6 +16,11 @@
 #   R2B_TEST_S3_ENDPOINT    http://127.0.0.1:PORT
 #   R2B_TEST_S3_ACCESS_KEY, R2B_TEST_S3_SECRET_KEY
 #   R2B_TEST_S3_DATA_DIR    s3s-fs root folder (a bucket is a folder in it)
+#
+# After the tests, scripts/schemathesis.sh runs schemathesis against the built binary
+# (`r2-broker dev`: its own store and PostgreSQL), with a user and an admin token; it is
+# skipped when arguments are passed to nextest (a filtered run) or with
+# R2B_SKIP_SCHEMATHESIS=1, and forced with R2B_SCHEMATHESIS=1.
 #
 # Other knobs: R2B_KEEP_TEST_DIRS=1 keeps the temp dir (data, service logs);
 # R2B_SERVICES_ONLY=1 starts the services, smoke-checks them and stops (no cargo).
@@ -107,12 +114,34 @@ else
     step "cargo test --locked $*"
     svc_run_child cargo test --locked "$@" || rc=$?
 fi
+if [[ "${R2B_SKIP_JS:-0}" != 1 && $# -eq 0 ]]; then step "bash scripts/test-js.sh"; svc_run_child bash scripts/test-js.sh || rc=$?; else svc_log "JS client tests skipped (R2B_SKIP_JS=1 or a filtered run; bash scripts/test-js.sh runs them)"; fi
+if [[ "${R2B_SKIP_BROWSER:-0}" != 1 && $# -eq 0 ]]; then step "bash scripts/test-browser.sh"; svc_run_child bash scripts/test-browser.sh || rc=$?; else svc_log "browser tests skipped (R2B_SKIP_BROWSER=1 or a filtered run; bash scripts/test-browser.sh runs them)"; fi
 
 if [[ $rc -ne 0 ]]; then
     svc_log "tests failed (exit $rc); rerun with R2B_KEEP_TEST_DIRS=1 to keep the service logs"
     if [[ -n "${CI:-}" ]]; then
         [[ "$SVC_PG_MODE" == private ]] && svc_tail "$SVC_DIR/pg/postgres.log" 30
         svc_tail "$SVC_DIR/s3/s3s-fs.log" 30
+    fi
+fi
+
+# 4. Schemathesis against the real binary (pinned, in a venv under target/; see the script).
+if [[ "${R2B_SKIP_SCHEMATHESIS:-0}" == 1 ]]; then
+    svc_log "schemathesis skipped (R2B_SKIP_SCHEMATHESIS=1)"
+elif [[ $# -gt 0 && "${R2B_SCHEMATHESIS:-0}" != 1 ]]; then
+    svc_log "schemathesis skipped: a filtered test run (R2B_SCHEMATHESIS=1 runs it anyway)"
+else
+    # The tests built the binary (tests/it/dev_mode.rs runs it); this makes sure of it.
+    step "cargo build --locked"
+    if svc_run_child cargo build --locked; then
+        step "bash scripts/schemathesis.sh"
+        t_st=$(svc_now)
+        st_rc=0
+        svc_run_child bash scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/r2-broker" || st_rc=$?
+        svc_log "schemathesis step: exit $st_rc in $(svc_elapsed "$t_st") s"
+        [[ $st_rc -eq 0 ]] || rc=$st_rc
+    else
+        rc=1
     fi
 fi
 exit "$rc"

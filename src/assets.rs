@@ -189,6 +189,16 @@ fn public_url(base: &str, key: &str) -> String {
     url
 }
 
+/// Where an asset lives: its public URL (a public profile with `S3_PUBLIC_BASE_URL`), else
+/// its object URL in the store without a signature (the Companion protocol's `location`,
+/// what Uppy itself reports for a single PUT).
+pub fn location(state: &AppState, asset: &Asset) -> String {
+    match &state.config.s3.public_base_url {
+        Some(base) if asset.visibility == "public" => public_url(base, &asset.key),
+        _ => public_url(state.store.presigner.bucket_url(), &asset.key),
+    }
+}
+
 fn download_url(
     state: &AppState,
     row: &AssetRow,

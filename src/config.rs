@@ -98,6 +98,17 @@ pub struct Settings {
     /// Seconds between two passes of the background reaper; 0 disables it [default: 60]
     #[arg(long, env = "BROKER_REAPER_INTERVAL", value_name = "SECS")]
     pub reaper_interval: Option<String>,
+    /// Seconds between two passes of the background confirmer, which HEADs pending put/post
+    /// uploads and confirms those whose object appeared (fractions allowed); 0 disables it [default: 1]
+    #[arg(long, env = "BROKER_CONFIRM_INTERVAL", value_name = "SECS")]
+    pub confirm_interval: Option<String>,
+    /// Seconds after create of the confirmer's first check of an upload; later checks wait
+    /// as long as the upload is old (doubling) [default: 2; dev mode: 1]
+    #[arg(long, env = "BROKER_CONFIRM_BACKOFF", value_name = "SECS")]
+    pub confirm_backoff: Option<String>,
+    /// Longest wait between two checks of one upload, in seconds [default: 300; dev mode: 10]
+    #[arg(long, env = "BROKER_CONFIRM_BACKOFF_MAX", value_name = "SECS")]
+    pub confirm_backoff_max: Option<String>,
     /// Log format: `text` or `json` (filter with RUST_LOG) [default: text]
     #[arg(long, env = "BROKER_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -179,11 +190,20 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// `None` disables the background reaper (it can still run as `r2-broker reap`).
     pub reaper_interval: Option<std::time::Duration>,
+    /// `None` disables the background confirmer (`BROKER_CONFIRM_INTERVAL=0`).
+    pub confirm_interval: Option<std::time::Duration>,
+    /// Wait before the first check of a new upload, and the least wait between checks.
+    pub confirm_backoff: std::time::Duration,
+    /// Longest wait between two checks of one upload.
+    pub confirm_backoff_max: std::time::Duration,
     pub log_json: bool,
     /// How long a request body may take to arrive (`BROKER_BODY_TIMEOUT`).
     pub body_timeout: std::time::Duration,
     /// Client connections at most, all workers together (`BROKER_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Serve the demo page at `/` and the JS client at `/client/r2-broker.js`: set by
+    /// `r2-broker dev` only (no variable or flag), never by `serve`.
+    pub dev_pages: bool,
 }
 
 fn required(value: &Option<String>, variable: &'static str) -> Result<String, ConfigError> {
@@ -350,6 +370,13 @@ impl Settings {
             })
             .transpose()?;
         let reaper_secs = number(&self.reaper_interval, "BROKER_REAPER_INTERVAL", 60u64)?;
+        let confirm_interval = seconds(&self.confirm_interval, "BROKER_CONFIRM_INTERVAL", 1.0, 0.0..=3600.0)?;
+        let confirm_backoff = seconds(&self.confirm_backoff, "BROKER_CONFIRM_BACKOFF", 2.0, 0.1..=3600.0)?;
+        let confirm_backoff_max =
+            seconds(&self.confirm_backoff_max, "BROKER_CONFIRM_BACKOFF_MAX", 300.0, 0.1..=86_400.0)?;
+        if confirm_backoff_max < confirm_backoff {
+            return Err(bad("BROKER_CONFIRM_BACKOFF_MAX", "must be at least BROKER_CONFIRM_BACKOFF"));
+        }
         let body_secs = number(&self.body_timeout, "BROKER_BODY_TIMEOUT", 10u64)?;
         if !(1..=3600).contains(&body_secs) {
             return Err(bad("BROKER_BODY_TIMEOUT", "must be 1 to 3600 seconds"));
@@ -379,9 +406,13 @@ impl Settings {
             cors_origins,
             rate_limit,
             reaper_interval: (reaper_secs > 0).then(|| std::time::Duration::from_secs(reaper_secs)),
+            confirm_interval: (!confirm_interval.is_zero()).then_some(confirm_interval),
+            confirm_backoff,
+            confirm_backoff_max,
             log_json,
             body_timeout: std::time::Duration::from_secs(body_secs),
             max_connections,
+            dev_pages: false,
         })
     }
 }

@@ -13,6 +13,8 @@ pub mod auth;
 pub mod cli_healthcheck;
 /// Settings from flags / environment, validated into `Config`.
 pub mod config;
+/// Background confirmation of uploads whose client never calls `complete` (Uppy, dead phones).
+pub mod confirm;
 /// PostgreSQL pool, migrations, SQL statements.
 pub mod db;
 /// `r2-broker dev`: an embedded S3 store and a private PostgreSQL.
@@ -44,7 +46,6 @@ pub mod uploads;
 /// Usage and quotas.
 pub mod usage;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -65,26 +66,31 @@ impl Application {
     /// server runs when `run_until_stopped` is awaited.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let state = build_state(config).await?;
-        let listener = TcpListener::bind(&state.config.listen)
-            .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
-        let port = listener.local_addr()?.port();
         let app_state = state.clone();
-        let per_worker = connections_per_worker(&state.config);
-        let server = HttpServer::new(move || app(app_state.for_worker()))
+        let (per_worker, live) = connection_limits(&state.config);
+        let server = HttpServer::new(move || app(app_state.for_worker()).wrap(from_fn(shedding::shed_over_limit)))
             .workers(state.config.workers)
-            // Past `max_connections` a worker stops accepting; new connections wait here
-            // until timeouts free a slot, instead of failing on a lack of descriptors.
-            .backlog(2048)
+            // A connection opened past `BROKER_MAX_CONNECTIONS` is still accepted, then
+            // answered 503 and closed (`shed_over_limit`): a flood gets answers, not a stalled
+            // accept queue. Only past `max_connections` (what the descriptors allow, with
+            // headroom for those answers) does a worker stop accepting; new connections then
+            // wait in the backlog.
+            .on_connect(move |_, ext| live.opened(ext))
             .max_connections(per_worker)
+            .backlog(2048)
             // Headers must arrive within 5 s of connecting, an idle keep-alive connection
             // closes after 5 s, and a client gets 1 s to take a response before we drop it.
             // Bodies have their own bound (`BROKER_BODY_TIMEOUT`, http/json.rs).
             .client_request_timeout(Duration::from_secs(5))
             .keep_alive(Duration::from_secs(5))
             .client_disconnect_timeout(Duration::from_secs(1))
-            .listen(listener)?
-            .disable_signals()
-            .run();
+            // `bind`, not `listen(std::net::TcpListener)`: only a socket actix creates itself
+            // gets `backlog` (std listens with 128, and the kernel drops SYNs past it).
+            .bind(&state.config.listen)
+            .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
+        let port =
+            server.addrs().first().map(|a| a.port()).ok_or_else(|| anyhow::anyhow!("BROKER_LISTEN: no address"))?;
+        let server = server.disable_signals().run();
         Ok(Self { server, port, state })
     }
 
@@ -101,10 +107,21 @@ impl Application {
         self.server.handle()
     }
 
+    /// Runs the server and the background tasks (memory trimming, the reaper and the
+    /// confirmer when their intervals are set) until the server stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let trim = tokio::spawn(memory::trim_forever(Duration::from_secs(10)));
+        let config = &self.state.config;
+        let mut tasks = vec![tokio::spawn(memory::trim_forever(Duration::from_secs(10)))];
+        if let Some(every) = config.reaper_interval {
+            tasks.push(tokio::spawn(reaper::run_forever(self.state.clone(), every)));
+        }
+        if let Some(every) = config.confirm_interval {
+            tasks.push(tokio::spawn(confirm::run_forever(self.state.clone(), every)));
+        }
         let result = self.server.await;
-        trim.abort();
+        for task in tasks {
+            task.abort();
+        }
         result
     }
 }
@@ -113,23 +130,103 @@ impl Application {
 /// connections, the listener, files, logs.
 const RESERVED_FDS: u64 = 256;
 
-/// `BROKER_MAX_CONNECTIONS` shared out between the workers, capped so that client
-/// connections cannot take the descriptors the broker needs for its own work. The soft
-/// open-files limit is raised to the hard one first (10 000s of idle keep-alive clients are
-/// normal behind a load balancer).
-fn connections_per_worker(config: &Config) -> usize {
+/// Per worker, what actix may hold (`max_connections`), and the counter that sheds
+/// connections past `BROKER_MAX_CONNECTIONS`. The soft open-files limit is raised to the
+/// hard one first (10 000s of idle keep-alive clients are normal behind a load balancer);
+/// the descriptors left after `RESERVED_FDS` and the pool are the room for client
+/// connections. `BROKER_MAX_CONNECTIONS` is capped at 90% of it: the rest is headroom for
+/// connections being answered 503, so that a flood does not stop the accept loop.
+fn connection_limits(config: &Config) -> (usize, shedding::LiveConnections) {
     let workers = config.workers as u64;
     let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let room = fds.saturating_sub(RESERVED_FDS + config.db_pool_size as u64).max(workers);
-    let total = (config.max_connections as u64).min(room);
-    if total < config.max_connections as u64 {
+    let room = fds.saturating_sub(RESERVED_FDS + config.db_pool_size as u64).max(2 * workers);
+    let limit = (config.max_connections as u64).min(room - room / 10);
+    if limit < config.max_connections as u64 {
         tracing::warn!(
             max_connections = config.max_connections,
             open_files_limit = fds,
-            "BROKER_MAX_CONNECTIONS capped to {total} by the open-files limit"
+            "BROKER_MAX_CONNECTIONS capped to {limit} by the open-files limit"
         );
     }
-    (total / workers).max(1) as usize
+    ((room / workers).max(1) as usize, shedding::LiveConnections::new(limit as usize))
+}
+
+/// Load shedding past `BROKER_MAX_CONNECTIONS`: such a connection is accepted, its
+/// requests are answered `503 unavailable` + `Retry-After: 1` before routing (no body is
+/// read), and it is closed.
+mod shedding {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use actix_web::body::{EitherBody, MessageBody};
+    use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+    use actix_web::middleware::Next;
+    use actix_web::{HttpResponse, http::header};
+
+    /// Client connections open now, all workers together.
+    pub struct LiveConnections {
+        open: Arc<AtomicUsize>,
+        limit: usize,
+        /// Connections shed so far, and when (Unix seconds) that was last logged.
+        shed: Arc<(AtomicU64, AtomicU64)>,
+    }
+
+    /// In a connection's extensions: counts it as open until the connection is dropped.
+    struct Open(Arc<AtomicUsize>);
+
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Marks a connection opened while `limit` were open.
+    struct Shed;
+
+    impl LiveConnections {
+        pub fn new(limit: usize) -> Self {
+            Self { open: Arc::default(), limit, shed: Arc::default() }
+        }
+
+        /// `HttpServer::on_connect`.
+        pub fn opened(&self, ext: &mut Extensions) {
+            let before = self.open.fetch_add(1, Relaxed);
+            ext.insert(Open(self.open.clone()));
+            if before < self.limit {
+                return;
+            }
+            ext.insert(Shed);
+            let (count, logged) = &*self.shed;
+            let n = count.fetch_add(1, Relaxed) + 1;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let last = logged.load(Relaxed);
+            if now >= last + 10 && logged.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+                tracing::warn!(
+                    limit = self.limit,
+                    shed_total = n,
+                    "BROKER_MAX_CONNECTIONS reached: new connections are answered 503 and closed"
+                );
+            }
+        }
+    }
+
+    /// The outermost middleware.
+    pub async fn shed_over_limit(
+        req: ServiceRequest,
+        next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+        if req.conn_data::<Shed>().is_none() {
+            return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        }
+        let res = HttpResponse::ServiceUnavailable().insert_header((header::RETRY_AFTER, "1")).force_close().json(
+            serde_json::json!({"error": {
+                "code": "unavailable",
+                "message": "the server is at its connection limit; retry later",
+            }}),
+        );
+        Ok(req.into_response(res).map_into_right_body())
+    }
 }
 
 /// Pool, migrations, store client and state: everything but the listener. Used by
@@ -145,9 +242,11 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     use actix_web::http::header;
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        // `accept` is safelisted, but listed anyway: Uppy sends it on every call.
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::ACCEPT,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
         ])
@@ -173,12 +272,18 @@ fn app(
     >,
 > {
     let origins = state.config.cors_origins.clone();
+    let dev_pages = state.config.dev_pages;
     App::new()
         .app_data(web::Data::new(state))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
         .wrap(from_fn(http::middleware::observe))
         .wrap(from_fn(http::request_id::middleware))
         .configure(http::routes)
+        .configure(|cfg| {
+            if dev_pages {
+                dev::pages::routes(cfg)
+            }
+        })
         .default_service(web::to(http::not_found))
 }
 
@@ -187,9 +292,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     tracing::info!(port = app.port(), "r2-broker listening");
     let handle = app.handle();
-    if let Some(every) = app.state().config.reaper_interval {
-        tokio::spawn(reaper::run_forever(app.state().clone(), every));
-    }
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
     tracing::info!("shutting down");

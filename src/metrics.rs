@@ -13,6 +13,7 @@ pub struct Metrics {
     pub verification_failures: IntCounterVec,
     pub uploads_ended: IntCounterVec,
     pub reaper_actions: IntCounterVec,
+    pub confirm_checks: IntCounterVec,
 }
 
 impl Metrics {
@@ -43,7 +44,17 @@ impl Metrics {
         )?;
         let reaper_actions =
             IntCounterVec::new(Opts::new("reaper_actions_total", "Work done by the reaper, by action"), &["action"])?;
-        for c in [&http_requests, &intents_created, &verification_failures, &uploads_ended, &reaper_actions] {
+        let confirm_checks = IntCounterVec::new(
+            Opts::new(
+                "confirm_checks_total",
+                "Checks of pending put/post uploads by the background confirmer, by outcome \
+                 (confirmed, not_yet, failed, expired, done_elsewhere, error)",
+            ),
+            &["outcome"],
+        )?;
+        for c in
+            [&http_requests, &intents_created, &verification_failures, &uploads_ended, &reaper_actions, &confirm_checks]
+        {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(http_duration.clone()))?;
@@ -59,6 +70,7 @@ impl Metrics {
             verification_failures,
             uploads_ended,
             reaper_actions,
+            confirm_checks,
         })
     }
 

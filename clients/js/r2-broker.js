@@ -555,23 +555,18 @@ async function createIntent(ctx, st, file, info) {
     const sum = await sha256(file);
     if (sum) body.checksum_sha256 = sum;
   }
-  for (;;) {
-    st.pending = { key: uuid(), body };
-    try {
-      const intent = await call(ctx, "POST", "/v1/uploads", { body, key: st.pending.key });
-      st.id = intent.upload_id;
-      st.pending = null;
-      return intent;
-    } catch (e) {
-      // An answer means nothing was reserved (a 5xx writes nothing); no answer: outcome unknown.
-      if (e instanceof UploadError && e.status > 0) st.pending = null;
-      // The profile's threshold made it multipart, which takes no checksum: ask again without.
-      if (body.checksum_sha256 && e.code === "invalid_request" && /checksum_sha256/.test(e.message)) {
-        delete body.checksum_sha256;
-        continue;
-      }
-      throw e;
-    }
+  // With a checksum and no method the broker picks put (up to 5 GiB) whatever the
+  // profile's multipart threshold, so the checksum is always checked by the store.
+  st.pending = { key: uuid(), body };
+  try {
+    const intent = await call(ctx, "POST", "/v1/uploads", { body, key: st.pending.key });
+    st.id = intent.upload_id;
+    st.pending = null;
+    return intent;
+  } catch (e) {
+    // An answer means nothing was reserved (a 5xx writes nothing); no answer: outcome unknown.
+    if (e instanceof UploadError && e.status > 0) st.pending = null;
+    throw e;
   }
 }
 

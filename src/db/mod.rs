@@ -3,6 +3,7 @@
 //! `ALL_STATEMENTS` lists them so a test can `prepare` each against the migrated schema.
 
 pub mod assets;
+pub mod confirm;
 pub mod idempotency;
 pub mod owners;
 pub mod reaper;
@@ -335,6 +336,8 @@ pub const ALL_STATEMENTS: &[&str] = &[
     reaper::CLAIM_TO_CLEAN,
     reaper::SET_CLEANED,
     reaper::FORGET_KEYS,
+    confirm::CLAIM_DUE,
+    confirm::RESCHEDULE,
     idempotency::BEGIN,
     idempotency::GET,
     idempotency::FINISH,

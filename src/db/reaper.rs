@@ -25,7 +25,7 @@ pub async fn expire_due(db: &Db, batch: i64) -> Result<i64, DbError> {
 /// Ended intents whose store cleanup is still to do, locked for this transaction.
 pub const CLAIM_TO_CLEAN: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
      checksum_sha256, metadata, multipart_upload_id, part_size, part_count, expires_at, complete_by, created_at, \
-     asset_id, false as cleaned from uploads \
+     asset_id, false as cleaned, size_declared from uploads \
      where status in ('aborted', 'expired', 'failed') and cleaned_at is null \
      order by finished_at limit $1 for update skip locked";
 

@@ -28,6 +28,9 @@ pub struct UploadRow {
     pub created_at: DateTime<Utc>,
     pub asset_id: Option<Uuid>,
     pub cleaned: bool,
+    /// False when the client declared no size: `size` is then what was reserved, an upper
+    /// bound (V4 migration).
+    pub size_declared: bool,
 }
 
 impl UploadRow {
@@ -52,6 +55,7 @@ impl UploadRow {
             created_at: row.try_get("created_at")?,
             asset_id: row.try_get("asset_id")?,
             cleaned: row.try_get("cleaned")?,
+            size_declared: row.try_get("size_declared")?,
         })
     }
 }
@@ -73,6 +77,10 @@ pub struct NewUpload<'a> {
     pub part_count: Option<i32>,
     pub expires_at: DateTime<Utc>,
     pub complete_by: DateTime<Utc>,
+    /// False: `size` is a reservation, not the file's size (no `content-length` signed).
+    pub size_declared: bool,
+    /// The confirmer's first look for the object (`put`/`post`); None for multipart.
+    pub next_check_at: Option<DateTime<Utc>>,
 }
 
 /// The reservation and the upload row in one statement: the UPDATE takes the owner's row
@@ -86,9 +94,9 @@ pub const RESERVE_AND_INSERT: &str = "with reserved as ( \
           and used_objects + reserved_objects + 1 <= coalesce(quota_objects, $16) \
        returning owner) \
      insert into uploads (owner, id, profile, method, key, filename, content_type, size, checksum_sha256, \
-                          metadata, part_size, part_count, expires_at, complete_by) \
+                          metadata, part_size, part_count, expires_at, complete_by, size_declared, next_check_at) \
      select owner, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text, $8::bigint, $9::text, $10::jsonb, \
-            $11::bigint, $12::int, $13::timestamptz, $14::timestamptz from reserved \
+            $11::bigint, $12::int, $13::timestamptz, $14::timestamptz, $17::boolean, $18::timestamptz from reserved \
      returning created_at";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -103,7 +111,7 @@ pub async fn reserve_and_insert(
     default_quota_bytes: i64,
     default_quota_objects: i64,
 ) -> Result<Reservation, DbError> {
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 18] = [
         &u.owner,
         &u.id,
         &u.profile,
@@ -120,6 +128,8 @@ pub async fn reserve_and_insert(
         &u.complete_by,
         &default_quota_bytes,
         &default_quota_objects,
+        &u.size_declared,
+        &u.next_check_at,
     ];
     // Up to three statements on one connection, under one deadline.
     db.run(async |client| {
@@ -141,7 +151,7 @@ pub async fn reserve_and_insert(
 
 pub const GET_UPLOAD: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
      checksum_sha256, metadata, multipart_upload_id, part_size, part_count, expires_at, complete_by, created_at, asset_id, \
-     cleaned_at is not null as cleaned from uploads where owner = $1 and id = $2";
+     cleaned_at is not null as cleaned, size_declared from uploads where owner = $1 and id = $2";
 
 pub async fn get(db: &Db, owner: &str, id: Uuid) -> Result<Option<UploadRow>, DbError> {
     Ok(db.query_opt(GET_UPLOAD, &[&owner, &id]).await?.map(|r| UploadRow::from_row(&r)).transpose()?)
@@ -164,31 +174,39 @@ pub async fn end_pending(db: &Db, owner: &str, id: Uuid, status: &str) -> Result
 /// Completion in one statement: the intent becomes `completed`, the asset row is written
 /// and the reservation turns into usage, or none of it happens. No row back means the
 /// intent was no longer pending (a concurrent complete won).
+///
+/// `$6` is the size HeadObject reported, already verified against the intent: equal to
+/// `size` when the client declared it, at most `size` when it did not (`size` was then a
+/// reservation). The reservation is released whole and usage grows by the stored size, so
+/// the counters stay exact either way.
 pub const COMPLETE: &str = "with done as ( \
        update uploads set status = 'completed', asset_id = $3, finished_at = now() \
         where owner = $1 and id = $2 and status = 'pending' \
        returning owner, id, profile, key, filename, content_type, size, checksum_sha256, metadata), \
      usage as ( \
        update owners o set reserved_bytes = o.reserved_bytes - d.size, reserved_objects = o.reserved_objects - 1, \
-                           used_bytes = o.used_bytes + d.size, used_objects = o.used_objects + 1 \
+                           used_bytes = o.used_bytes + $6, used_objects = o.used_objects + 1 \
          from done d where o.owner = d.owner) \
      insert into assets (owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, \
                          metadata, visibility) \
-     select owner, $3::uuid, id, profile, key, filename, content_type, size, checksum_sha256, $4::text, metadata, $5::text \
+     select owner, $3::uuid, id, profile, key, filename, content_type, $6::bigint, checksum_sha256, $4::text, metadata, \
+            $5::text \
        from done \
      returning owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, \
                visibility, created_at";
 
-pub async fn complete(
-    db: &Db,
-    owner: &str,
-    id: Uuid,
-    asset_id: Uuid,
-    etag: Option<&str>,
-    visibility: &str,
-) -> Result<Option<AssetRow>, DbError> {
+/// What `complete` records: the asset's id, the store's ETag, the visibility and the
+/// verified stored size.
+pub struct Completion<'a> {
+    pub asset_id: Uuid,
+    pub etag: Option<&'a str>,
+    pub visibility: &'a str,
+    pub stored_size: i64,
+}
+
+pub async fn complete(db: &Db, owner: &str, id: Uuid, c: &Completion<'_>) -> Result<Option<AssetRow>, DbError> {
     Ok(db
-        .query_opt(COMPLETE, &[&owner, &id, &asset_id, &etag, &visibility])
+        .query_opt(COMPLETE, &[&owner, &id, &c.asset_id, &c.etag, &c.visibility, &c.stored_size])
         .await?
         .map(|r| AssetRow::from_row(&r))
         .transpose()?)

@@ -36,6 +36,8 @@ r2-broker dev is ready in {took:.1?} ({state}). Ctrl-C stops everything; the dat
 {data_dir}  (delete it to start over).
 
   API         {api}   (spec: {api}/openapi.yaml, readiness: {api}/readyz)
+  Demo page   {api}/#token={token}   (dev mode only; the token stays in the # part)
+  JS client   {api}/client/r2-broker.js   (an ES module any origin can import; clients/js)
   S3 store    {store}   bucket `{BUCKET}`, files in {files}
   PostgreSQL  {database}
   Secrets     {data_dir}/dev.json (S3 keys, JWT secret)

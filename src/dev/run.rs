@@ -3,7 +3,8 @@
 //! `<data dir>/dev.json`. Ctrl-C / SIGTERM stops all three; the next run reuses the data.
 //!
 //! Dev defaults fill only what the environment leaves unset (`S3_PROVIDER=s3`,
-//! `BROKER_CORS_ORIGINS=*`, `JWT_SECRET`), except the store's address, bucket and keys:
+//! `BROKER_CORS_ORIGINS=*`, `JWT_SECRET`, `BROKER_CONFIRM_BACKOFF=1`,
+//! `BROKER_CONFIRM_BACKOFF_MAX=10`), except the store's address, bucket and keys:
 //! those always name the embedded store.
 
 use std::fs;
@@ -185,10 +186,14 @@ async fn start(args: &DevArgs, mut settings: Settings, parts: &mut Parts) -> any
     settings.s3_secret_access_key = Some(file.s3_secret_access_key.clone());
     settings.s3_provider.get_or_insert_with(|| "s3".into());
     settings.cors_origins.get_or_insert_with(|| "*".into());
+    // Uploads nobody completes (Uppy's single PUTs) become assets within seconds.
+    settings.confirm_backoff.get_or_insert_with(|| "1".into());
+    settings.confirm_backoff_max.get_or_insert_with(|| "10".into());
     let secret = settings.jwt_secret.get_or_insert_with(|| file.jwt_secret.clone()).clone();
 
     let token = mint(&settings, &secret, "dev", Duration::from_secs(30 * 86_400), false)?;
-    let config = settings.validate()?;
+    let mut config = settings.validate()?;
+    config.dev_pages = true; // the demo page at / and the client at /client/r2-broker.js
     tracing::info!(config = %config.summary(), "starting");
     let listen_host = config.listen.rsplit_once(':').map_or("", |(h, _)| h).to_owned();
     let app = Application::build(config)

@@ -187,7 +187,9 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            no_nul(&key)?;
+            if key.contains('\0') {
+                return Err(serde::de::Error::custom("a key must not contain U+0000 (NUL)"));
+            }
             if out.contains_key(&key) {
                 return Err(serde::de::Error::custom(format_args!("duplicate key {key:?}")));
             }

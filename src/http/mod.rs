@@ -4,6 +4,7 @@
 //! or query (400) — because actix runs extractors left to right and the first error wins.
 
 pub mod assets;
+pub mod companion;
 pub mod idempotency;
 pub mod ids;
 pub mod json;
@@ -23,8 +24,9 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 type Table = Vec<(&'static str, Vec<(&'static str, Route)>)>;
 
-/// Every route: path, then (method, handler). `/v1/uploads/batch` and
-/// `/v1/assets/download-urls` come before their `{id}` siblings so they match first.
+/// Every route: path, then (method, handler). `/v1/uploads/batch`,
+/// `/v1/assets/download-urls` and `/v1/companion/s3/multipart/{uploadId}/complete` come
+/// before their `{id}` / `{partNumber}` siblings so they match first.
 fn table() -> Table {
     use actix_web::web::{delete, get, post, put};
     vec![
@@ -49,6 +51,15 @@ fn table() -> Table {
         ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
         ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
         ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
+        // Uppy (`@uppy/aws-s3` 4.x/5.x, Companion mode): http/companion.rs.
+        ("/v1/companion/s3/params", vec![("GET", get().to(companion::get_upload_parameters))]),
+        ("/v1/companion/s3/multipart", vec![("POST", post().to(companion::create_multipart))]),
+        (
+            "/v1/companion/s3/multipart/{uploadId}",
+            vec![("GET", get().to(companion::list_parts)), ("DELETE", delete().to(companion::abort_multipart))],
+        ),
+        ("/v1/companion/s3/multipart/{uploadId}/complete", vec![("POST", post().to(companion::complete_multipart))]),
+        ("/v1/companion/s3/multipart/{uploadId}/{partNumber}", vec![("GET", get().to(companion::sign_part))]),
     ]
 }
 

@@ -1,5 +1,9 @@
 //! Complete: confirm with HeadObject that the store holds exactly what the intent
 //! declared, then record the asset and turn the reservation into usage in one statement.
+//! The client's `complete` and the confirmer (src/confirm.rs, for uploads nobody
+//! completes) both run exactly this. For an intent whose client declared no size (Uppy
+//! without `metadata[size]`), any stored size up to the reserved one matches, and the
+//! reservation is settled to the stored size.
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -65,8 +69,13 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
     }
     let profile_public = state.config.profiles.get(&up.row.profile).is_some_and(|p| p.public);
     let visibility = if profile_public { "public" } else { "private" };
-    let asset_id = Uuid::new_v4();
-    match crate::db::uploads::complete(&state.db, owner, id, asset_id, head.etag.as_deref(), visibility).await? {
+    let completion = crate::db::uploads::Completion {
+        asset_id: Uuid::new_v4(),
+        etag: head.etag.as_deref(),
+        visibility,
+        stored_size: head.size,
+    };
+    match crate::db::uploads::complete(&state.db, owner, id, &completion).await? {
         Some(row) => {
             state.metrics.uploads_completed.inc();
             Ok(Completed::Created(Asset::from(row)))
@@ -87,8 +96,12 @@ async fn already_completed(state: &AppState, owner: &str, id: Uuid) -> Result<Co
 fn mismatches(up: &Upload, head: &ObjectHead) -> Vec<(&'static str, String)> {
     let row = &up.row;
     let mut out = Vec::new();
-    if head.size != row.size {
+    if row.size_declared && head.size != row.size {
         out.push(("size", format!("size: declared {} bytes, stored {}", row.size, head.size)));
+    }
+    // No size declared: anything up to what was reserved (the profile's max_size).
+    if !row.size_declared && !(0..=row.size).contains(&head.size) {
+        out.push(("size", format!("size: at most {} bytes allowed, stored {}", row.size, head.size)));
     }
     let stored_type = head.content_type.as_deref().unwrap_or("");
     if !stored_type.trim().eq_ignore_ascii_case(row.content_type.trim()) {

@@ -51,6 +51,23 @@ pub struct Spec<'p> {
     checksum_sha256: Option<String>,
     metadata: serde_json::Value,
     plan: Option<PartPlan>,
+    /// False: `size` is only the most that may be stored (uploads::companion).
+    size_declared: bool,
+}
+
+impl Spec<'_> {
+    /// The client declared no size: `size` is reserved as an upper bound, the presigned PUT
+    /// signs no `content-length`, and confirmation settles to the stored size.
+    pub(crate) fn size_undeclared(mut self) -> Self {
+        self.size_declared = false;
+        self
+    }
+
+    /// Replaces the profile's part plan (Uppy slices files itself; uploads::companion).
+    pub(crate) fn with_plan(mut self, plan: PartPlan) -> Self {
+        self.plan = Some(plan);
+        self
+    }
 }
 
 impl CreateUploadRequest {
@@ -63,6 +80,9 @@ impl CreateUploadRequest {
         ContentType::parse(&self.content_type).map_err(Error::invalid)?;
         if self.size < 0 {
             return Err(Error::invalid("size: must be an integer >= 0"));
+        }
+        if self.profile.as_deref() == Some("") {
+            return Err(Error::invalid("profile: must not be empty"));
         }
         if let Some(c) = &self.checksum_sha256
             && !matches!(STANDARD.decode(c), Ok(d) if d.len() == 32 && STANDARD.encode(&d) == *c)
@@ -105,7 +125,13 @@ pub fn check_rules<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRe
     if !profile.allows(&content_type) {
         return Err(Error::UnsupportedContentType(req.content_type));
     }
-    let method = req.method.unwrap_or_else(|| profile.default_method(req.size as u64));
+    // A declared checksum can only be checked by the store on a single PUT: without a
+    // method, it picks `put` up to the single-request limit whatever the profile's
+    // multipart threshold (the client cannot know the threshold).
+    let method = req.method.unwrap_or_else(|| match req.checksum_sha256 {
+        Some(_) if req.size as u64 <= MAX_SINGLE_UPLOAD => UploadMethod::Put,
+        _ => profile.default_method(req.size as u64),
+    });
     let checksum_sha256 = match (req.checksum_sha256, method) {
         (Some(_), UploadMethod::Multipart) => {
             return Err(Error::invalid("checksum_sha256: not accepted with method multipart"));
@@ -141,6 +167,7 @@ pub fn check_rules<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRe
         checksum_sha256,
         metadata,
         plan,
+        size_declared: true,
     })
 }
 
@@ -161,10 +188,10 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
     // leave a reservation behind.
     let (url, headers, fields) = match spec.method {
         UploadMethod::Put => {
-            let p = state.store.presigner.put_object(
+            let p = state.store.presigner.put_object_of(
                 &key,
                 ct,
-                size,
+                spec.size_declared.then_some(size),
                 &id_text,
                 spec.checksum_sha256.as_deref(),
                 ttl,
@@ -202,6 +229,10 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
         part_count: spec.plan.map(|p| p.part_count as i32),
         expires_at,
         complete_by,
+        size_declared: spec.size_declared,
+        // Single-request uploads are confirmed by the confirmer too, should the client
+        // never call complete (src/confirm.rs); multipart needs the client's complete.
+        next_check_at: (spec.method != UploadMethod::Multipart).then(|| now + state.config.confirm_backoff),
     };
     let reservation = crate::db::uploads::reserve_and_insert(
         &state.db,

@@ -1,6 +1,7 @@
 //! Upload workflows, one file per action: create (intent + reservation + presigned
 //! request), parts (multipart URLs and listing), complete (HeadObject verification and the
-//! asset), abort. No actix types here; handlers in `http::uploads` call these.
+//! asset), abort; companion maps Uppy's protocol onto them. No actix types here; handlers
+//! in `http::uploads` and `http::companion` call these.
 //!
 //! Ordering rule for ending an intent without an asset (abort, expiry, failed
 //! verification): the database transition comes first (conditional on `pending`, so it
@@ -9,6 +10,7 @@
 
 pub mod abort;
 pub mod batch;
+pub mod companion;
 pub mod complete;
 pub mod create;
 pub mod parts;

@@ -50,7 +50,13 @@ pub struct PartsListing {
 
 /// A pending multipart intent of the caller, or the matching 404/409/410.
 async fn pending_multipart(state: &AppState, owner: &str, id: Uuid) -> Result<(Upload, PartPlan, String), Error> {
-    let mut up = load(state, owner, id).await?.ok_or(Error::NotFound)?;
+    let up = load(state, owner, id).await?.ok_or(Error::NotFound)?;
+    pending(state, up).await
+}
+
+/// `up` if it is a pending multipart upload, with its part plan and the store's UploadId;
+/// else the matching 409/410 (applying lazy expiry first).
+pub(crate) async fn pending(state: &AppState, mut up: Upload) -> Result<(Upload, PartPlan, String), Error> {
     expire_if_overdue(state, &mut up).await?;
     if up.method() != UploadMethod::Multipart {
         return Err(Error::invalid_state("not a multipart upload"));
@@ -63,9 +69,13 @@ async fn pending_multipart(state: &AppState, owner: &str, id: Uuid) -> Result<(U
     let store_id = up.row.multipart_upload_id.clone().ok_or_else(|| {
         Error::invalid_state("the multipart upload was not started in the store; create a new upload")
     })?;
-    let plan =
-        PartPlan { part_size: up.row.part_size.unwrap_or(0) as u64, part_count: up.row.part_count.unwrap_or(0) as u64 };
+    let plan = plan_of(&up);
     Ok((up, plan, store_id))
+}
+
+/// The part plan recorded with a multipart intent.
+pub(crate) fn plan_of(up: &Upload) -> PartPlan {
+    PartPlan { part_size: up.row.part_size.unwrap_or(0) as u64, part_count: up.row.part_count.unwrap_or(0) as u64 }
 }
 
 pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsRequest) -> Result<PartUrls, Error> {
@@ -73,8 +83,20 @@ pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsR
         return Err(Error::invalid("part_numbers: 1 to 1000 part numbers per call"));
     }
     let (up, plan, store_id) = pending_multipart(state, owner, id).await?;
+    sign(state, &up, plan, &store_id, req.part_numbers)
+}
+
+/// Part URLs for a pending multipart upload (from [`pending`]), each signed with its exact
+/// size and valid until the intent's `expires_at`.
+pub(crate) fn sign(
+    state: &AppState,
+    up: &Upload,
+    plan: PartPlan,
+    store_id: &str,
+    part_numbers: Vec<i64>,
+) -> Result<PartUrls, Error> {
     let mut seen = std::collections::BTreeSet::new();
-    for &n in &req.part_numbers {
+    for &n in &part_numbers {
         if n < 1 || n as u64 > plan.part_count || !seen.insert(n) {
             return Err(Error::invalid(format!("part_numbers: {n} is repeated or outside 1..={}", plan.part_count)));
         }
@@ -87,10 +109,10 @@ pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsR
     let ttl = Duration::from_secs(remaining as u64);
     let signed_at = SystemTime::from(now);
     let size = up.row.size as u64;
-    let mut parts = Vec::with_capacity(req.part_numbers.len());
-    for n in req.part_numbers {
+    let mut parts = Vec::with_capacity(part_numbers.len());
+    for n in part_numbers {
         let len = plan.part_len(size, n as u64).unwrap_or(0);
-        let p = state.store.presigner.upload_part(&up.row.key, &store_id, n as u32, len, ttl, signed_at)?;
+        let p = state.store.presigner.upload_part(&up.row.key, store_id, n as u32, len, ttl, signed_at)?;
         parts.push(PartUrl { part_number: n, url: p.url, size: len, headers: p.headers.into_iter().collect() });
     }
     Ok(PartUrls { parts, expires_at: crate::time::rfc3339(&up.row.expires_at) })
@@ -98,7 +120,17 @@ pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsR
 
 pub async fn list(state: &AppState, owner: &str, id: Uuid) -> Result<PartsListing, Error> {
     let (up, plan, store_id) = pending_multipart(state, owner, id).await?;
-    let stored = state.store.list_parts(&up.row.key, &store_id).await?.unwrap_or_default();
+    listing(state, &up, plan, &store_id).await
+}
+
+/// What the store holds for a pending multipart upload (from [`pending`]).
+pub(crate) async fn listing(
+    state: &AppState,
+    up: &Upload,
+    plan: PartPlan,
+    store_id: &str,
+) -> Result<PartsListing, Error> {
+    let stored = state.store.list_parts(&up.row.key, store_id).await?.unwrap_or_default();
     Ok(PartsListing {
         parts: stored
             .into_iter()

@@ -205,3 +205,23 @@ async fn only_passive_types_are_inline_and_filenames_lose_format_controls() {
     let cd = disposition(&app, "dl", &asset).await;
     assert_eq!(cd, "inline; filename=\"photogpj.exe\"; filename*=UTF-8''photogpj.exe");
 }
+
+#[tokio::test]
+async fn a_checksum_without_a_method_picks_put_above_the_multipart_threshold() {
+    let profiles = "[profiles.small]\nmultipart_threshold = 4\n";
+    let app = TestApp::spawn_with(TestOptions { profiles: Some(profiles.into()), ..Default::default() }).await;
+    let b = json!({"filename": "a.txt", "content_type": "text/plain", "size": 5, "profile": "small",
+                   "checksum_sha256": crate::support::sha256_b64(b"hello")});
+    let c = app.post("/v1/uploads", &app.token("ck"), b).await;
+    assert_eq!(c.status, 201, "{:#}", c.body);
+    assert_eq!(c.body["method"], "put");
+    assert_eq!(app.put_to(&c.body, b"hello".to_vec()).await.status(), 200);
+    assert_eq!(app.complete("ck", &c.body["upload_id"]).await.status, 201);
+    // Without a checksum the profile's threshold decides.
+    let b = json!({"filename": "b.txt", "content_type": "text/plain", "size": 5, "profile": "small"});
+    assert_eq!(app.post("/v1/uploads", &app.token("ck"), b).await.body["method"], "multipart");
+    // An empty profile name is a shape error: the whole batch is refused.
+    let items = json!({"uploads": [body(), {"filename": "b", "content_type": "text/plain", "size": 1, "profile": ""}]});
+    let m = app.post("/v1/uploads/batch", &app.token("ck"), items).await.assert_error(400, "invalid_request");
+    assert!(m.starts_with("uploads[1].profile"), "{m}");
+}

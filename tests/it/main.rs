@@ -6,8 +6,10 @@ mod support;
 
 mod assets;
 mod auth;
+mod auto_confirm;
 mod batch_idempotency;
 mod chaos;
+mod companion;
 mod deadlines;
 mod dev_mode;
 mod downloads;

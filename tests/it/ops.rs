@@ -19,6 +19,16 @@ async fn healthz_and_readyz_answer_200() {
     assert_eq!((ready.status.as_u16(), ready.body.clone()), (200, json!({"status": "ready"})));
 }
 
+/// The demo page and the JS client are `r2-broker dev`'s only (tests/it/dev_mode.rs).
+#[tokio::test]
+async fn dev_pages_are_not_served_outside_dev_mode() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/demo.js", "/client/r2-broker.js"] {
+        let res = app.call("GET", path, None, None).await;
+        assert_eq!((res.status.as_u16(), &res.body["error"]["code"]), (404, &json!("not_found")), "{path}");
+    }
+}
+
 async fn metrics(app: &TestApp) -> String {
     let res = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(res.status(), 200);

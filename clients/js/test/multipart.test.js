@@ -84,18 +84,19 @@ test("multipart: a store CORS rule that hides ETag fails at once with an actiona
   await b.assertNothingReserved(token);
 });
 
-test("multipart: a 7 MiB file (checksum-sized, but multipart by the profile) is sent without the checksum", async (t) => {
+test("multipart: a 7 MiB file (checksum-sized, above the profile's threshold) goes as one checksummed put", async (t) => {
   const p = await startProxies();
   t.after(() => p.close());
-  const { token } = b.newOwner("fallback");
+  const { token } = b.newOwner("checksummed");
   const { file, bytes } = b.makeFile(7 * b.MiB, "seven.bin");
 
   const asset = await upload(file, { baseUrl: p.api, token, profile: "small" });
 
   const creates = p.brokerCalls("POST", /^\/v1\/uploads$/);
-  assert.equal(creates.length, 2);
-  assert.ok(creates[0].body.checksum_sha256 && !creates[1].body.checksum_sha256);
-  assert.deepEqual(p.partPuts().sort(), [1, 2]);
+  assert.equal(creates.length, 1, "one create: the broker picks put for a checksum");
+  assert.ok(creates[0].body.checksum_sha256 && !creates[0].body.method);
+  assert.deepEqual(p.partPuts(), [], "no parts");
+  assert.equal(asset.checksum_sha256, creates[0].body.checksum_sha256, "the store checked it");
   await b.assertStored(token, asset, bytes);
   await b.assertNothingReserved(token);
 });

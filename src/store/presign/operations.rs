@@ -22,28 +22,47 @@ impl Presigner {
         expires_in: Duration,
         now: SystemTime,
     ) -> Result<PresignedRequest, PresignError> {
+        self.put_object_of(key, content_type, Some(content_length), upload_id, checksum_sha256, expires_in, now)
+    }
+
+    /// `put_object`, or, with `content_length` None, the same without a signed
+    /// `content-length`: the store then takes a body of any size, and the broker checks the
+    /// stored size with HeadObject before it records anything (an Uppy upload whose client
+    /// declared no size).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_object_of(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        upload_id: &str,
+        checksum_sha256: Option<&str>,
+        expires_in: Duration,
+        now: SystemTime,
+    ) -> Result<PresignedRequest, PresignError> {
         check_header_value("content-type", content_type)?;
         check_header_value("x-amz-meta-upload-id", upload_id)?;
-        let length = content_length.to_string();
-        let mut headers: [(&'static str, &str); 5] = [
-            ("content-length", &length),
-            ("content-type", content_type),
-            ("if-none-match", "*"),
-            ("x-amz-checksum-sha256", ""),
-            ("x-amz-meta-upload-id", upload_id),
+        if let Some(c) = checksum_sha256 {
+            check_header_value("x-amz-checksum-sha256", c)?;
+        }
+        let length = content_length.map(|n| n.to_string());
+        // Sorted by name, the optional ones left out.
+        let all: [(&'static str, Option<&str>); 5] = [
+            ("content-length", length.as_deref()),
+            ("content-type", Some(content_type)),
+            ("if-none-match", Some("*")),
+            ("x-amz-checksum-sha256", checksum_sha256),
+            ("x-amz-meta-upload-id", Some(upload_id)),
         ];
-        let headers: &[(&'static str, &str)] = match checksum_sha256 {
-            Some(c) => {
-                check_header_value("x-amz-checksum-sha256", c)?;
-                headers[3].1 = c;
-                &headers
+        let mut headers: [(&'static str, &str); 5] = [("", ""); 5];
+        let mut n = 0;
+        for (name, value) in all {
+            if let Some(v) = value {
+                headers[n] = (name, v);
+                n += 1;
             }
-            None => {
-                headers.swap(3, 4);
-                &headers[..4]
-            }
-        };
-        self.presign("PUT", key, &[("x-id", QueryValue::Str("PutObject"))], headers, expires_in, now)
+        }
+        self.presign("PUT", key, &[("x-id", QueryValue::Str("PutObject"))], &headers[..n], expires_in, now)
     }
 
     /// Presigned `UploadPart`: signs `host` and `content-length` (the part's exact size).

@@ -109,6 +109,37 @@ async fn put_object_matches_sdk() {
     assert_eq!(checked, 2 * KEYS.len() * 3 * 3 * 3 * 2);
 }
 
+/// Without a declared size (an Uppy upload with no `metadata[size]`): the same URL as the
+/// SDK's PutObject without `content_length`, which signs no `content-length`.
+#[tokio::test]
+async fn put_object_without_a_length_matches_sdk() {
+    for ep in ENDPOINTS {
+        let (c, p) = (client(ep), presigner(ep));
+        for key in KEYS {
+            for t in times() {
+                let d = Duration::from_secs(3600);
+                let sdk = c
+                    .put_object()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .content_type("image/png")
+                    .metadata("upload-id", UPLOAD_ID)
+                    .if_none_match("*")
+                    .presigned(cfg(t, d))
+                    .await
+                    .unwrap();
+                let mine = p.put_object_of(key, "image/png", None, UPLOAD_ID, None, d, t).unwrap();
+                assert_same(&sdk, &mine);
+                assert!(
+                    mine.url
+                        .contains("X-Amz-SignedHeaders=content-type%3Bhost%3Bif-none-match%3Bx-amz-meta-upload-id&")
+                );
+                assert!(mine.headers.iter().all(|(n, _)| n != "content-length"), "{:?}", mine.headers);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn upload_part_matches_sdk() {
     for ep in ENDPOINTS {

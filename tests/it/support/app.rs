@@ -32,6 +32,9 @@ pub fn base_settings(database_url: &str) -> Settings {
         workers: Some("2".into()),
         db_pool_size: Some("8".into()),
         reaper_interval: Some("0".into()),
+        // Off unless a test turns it on (tests/it/auto_confirm.rs): a test that PUTs and then
+        // completes must see its own `complete` do the work.
+        confirm_interval: Some("0".into()),
         ..Default::default()
     }
 }
