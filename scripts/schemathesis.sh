@@ -64,70 +64,18 @@ fi
 flock -u 9
 log "$("$venv/bin/schemathesis" --version 2>&1 | head -n1) in $venv"
 
-# 2. The service, in a fresh data dir; stopped on any exit.
-dir=$(mktemp -d "${TMPDIR:-/tmp}/r2b-schemathesis.XXXXXX")
-# PostgreSQL runs as `postgres` when we are root: it must be able to enter the data dir.
-chmod 755 "$dir"
-pid=
-# shellcheck disable=SC2317,SC2329 # trap handler
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "the service did not stop in 10 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    fi
-    if [[ $rc -ne 0 && -s $dir/broker.log ]]; then
-        log "last lines of the service log ($dir/broker.log):"
-        tail -n 20 "$dir/broker.log" >&2 || true
-    fi
-    if [[ ${R2B_KEEP_TEST_DIRS:-0} == 1 ]]; then
-        log "kept $dir"
-    else
-        rm -rf "$dir"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-api=http://127.0.0.1:$port
-
-# Only our settings: none of the caller's BROKER_*, S3_*, JWT_* or DATABASE_URL (a
-# DATABASE_URL would replace the fresh private database).
-clean_env=()
-while IFS= read -r name; do
-    case $name in BROKER_* | S3_* | JWT_* | DATABASE_URL) clean_env+=(-u "$name") ;; esac
-done < <(compgen -e)
-run_env=(env "${clean_env[@]}" BROKER_LISTEN="127.0.0.1:$port" BROKER_PROFILES="$root/scripts/schemathesis-profiles.toml"
-    BROKER_LOG_FORMAT=text RUST_LOG="${RUST_LOG:-warn}")
-
-log "starting $bin dev on $api (data dir $dir)"
-"${run_env[@]}" "$bin" dev --data-dir "$dir" --s3-port 0 </dev/null >"$dir/banner.txt" 2>"$dir/broker.log" &
-pid=$!
-ready=
-for _ in $(seq 600); do
-    kill -0 "$pid" 2>/dev/null || die "the service exited while starting"
-    if [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$api/readyz" || true)" == 200 ]]; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-[[ -n $ready ]] || die "$api/readyz not 200 after 60 s"
-
-user_token=$("${run_env[@]}" "$bin" dev --data-dir "$dir" token --owner schemathesis-user)
-admin_token=$("${run_env[@]}" "$bin" dev --data-dir "$dir" token --owner schemathesis-admin --admin)
+# 2. The service, in a fresh data dir (a new private PostgreSQL database every run); stopped
+# on any exit by scripts/lib/dev-broker.sh, which also keeps the caller's BROKER_*, S3_*,
+# JWT_* and DATABASE_URL away from it.
+T0=$SECONDS
+# shellcheck source=scripts/lib/dev-broker.sh
+source scripts/lib/dev-broker.sh
+dev_broker_setup r2b-schemathesis
+dir=$DEV_TMP
+dev_broker_start "$bin" "$root/scripts/schemathesis-profiles.toml" 60 BROKER_LOG_FORMAT=text
+api=$DEV_API
+user_token=$(dev_broker_token schemathesis-user)
+admin_token=$(dev_broker_token schemathesis-admin --admin)
 
 # 3. The runs.
 spec=${R2B_SCHEMATHESIS_SPEC:-}

@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # `r2-broker dev` for the test scripts that need a real broker (scripts/test-js.sh,
-# scripts/test-browser.sh). Source it after defining log() and setting T0=$SECONDS:
+# scripts/test-browser.sh, scripts/schemathesis.sh). Source it after defining log() and
+# setting T0=$SECONDS:
 #
 #   dev_broker_require node npm curl              # or die() naming the missing command
 #   dev_broker_setup r2b-js                       # DEV_TMP, a temp dir; traps that clean up
 #   dev_broker_start "$BIN" profiles.toml 60 [VAR=value…]   # sets DEV_PID, DEV_API, DEV_STORE
+#   dev_broker_token OWNER [--admin]              # prints a token the running service accepts
 #   node --test … & DEV_RUNNER_PID=$!; wait "$DEV_RUNNER_PID"
 #
 # The runner goes in the background so that a signal reaches the trap at once (bash defers
@@ -20,6 +22,7 @@ DEV_API=""
 DEV_STORE=""
 DEV_TMP=""
 DEV_RUNNER_PID=""
+DEV_BIN=""
 
 die() {
     log "error: $*"
@@ -52,10 +55,9 @@ dev_broker_start() {
         log "no $bin: cargo build --locked"
         cargo build --locked
     fi
-    local unset_vars=()
-    while IFS= read -r v; do unset_vars+=("-u" "$v"); done < <(compgen -e | grep -E '^(DATABASE_URL$|BROKER_|S3_|JWT_)' || true)
+    DEV_BIN=$bin
     log "starting r2-broker dev (data in $DEV_TMP/data)"
-    env "${unset_vars[@]}" BROKER_LISTEN=127.0.0.1:0 BROKER_PROFILES="$profiles" \
+    dev_broker_env BROKER_LISTEN=127.0.0.1:0 BROKER_PROFILES="$profiles" \
         BROKER_REAPER_INTERVAL=0 RUST_LOG="${RUST_LOG:-info}" "$@" \
         "$bin" dev --data-dir "$DEV_TMP/data" --s3-port 0 >"$DEV_TMP/dev.log" 2>&1 &
     DEV_PID=$!
@@ -71,6 +73,18 @@ dev_broker_start() {
     done
     [[ -n "$DEV_API" ]] || die "r2-broker dev was not ready within $timeout s"
     log "broker $DEV_API, store $DEV_STORE (ready after $((SECONDS - T0)) s)"
+}
+
+# Runs a command without the caller's DATABASE_URL, BROKER_*, S3_* and JWT_* settings.
+dev_broker_env() {
+    local unset_vars=()
+    while IFS= read -r v; do unset_vars+=("-u" "$v"); done < <(compgen -e | grep -E '^(DATABASE_URL$|BROKER_|S3_|JWT_)' || true)
+    env "${unset_vars[@]}" "$@"
+}
+
+# A token for OWNER signed with the running service's dev secret.
+dev_broker_token() {
+    dev_broker_env "$DEV_BIN" dev --data-dir "$DEV_TMP/data" token --owner "$@"
 }
 
 # shellcheck disable=SC2317,SC2329 # the EXIT trap
