@@ -23,6 +23,7 @@ DEV_STORE=""
 DEV_TMP=""
 DEV_RUNNER_PID=""
 DEV_BIN=""
+DEV_UNSET=()
 
 die() {
     log "error: $*"
@@ -56,8 +57,9 @@ dev_broker_start() {
         cargo build --locked
     fi
     DEV_BIN=$bin
+    dev_broker_unset_env
     log "starting r2-broker dev (data in $DEV_TMP/data)"
-    dev_broker_env BROKER_LISTEN=127.0.0.1:0 BROKER_PROFILES="$profiles" \
+    env "${DEV_UNSET[@]}" BROKER_LISTEN=127.0.0.1:0 BROKER_PROFILES="$profiles" \
         BROKER_REAPER_INTERVAL=0 RUST_LOG="${RUST_LOG:-info}" "$@" \
         "$bin" dev --data-dir "$DEV_TMP/data" --s3-port 0 >"$DEV_TMP/dev.log" 2>&1 &
     DEV_PID=$!
@@ -75,16 +77,17 @@ dev_broker_start() {
     log "broker $DEV_API, store $DEV_STORE (ready after $((SECONDS - T0)) s)"
 }
 
-# Runs a command without the caller's DATABASE_URL, BROKER_*, S3_* and JWT_* settings.
-dev_broker_env() {
-    local unset_vars=()
-    while IFS= read -r v; do unset_vars+=("-u" "$v"); done < <(compgen -e | grep -E '^(DATABASE_URL$|BROKER_|S3_|JWT_)' || true)
-    env "${unset_vars[@]}" "$@"
+# `env` arguments that drop the caller's DATABASE_URL, BROKER_*, S3_* and JWT_* settings.
+# (An array, not a wrapper function: `wrapper … &` would make $! the subshell's PID, and
+# the service would outlive the kill meant for it.)
+dev_broker_unset_env() {
+    DEV_UNSET=()
+    while IFS= read -r v; do DEV_UNSET+=("-u" "$v"); done < <(compgen -e | grep -E '^(DATABASE_URL$|BROKER_|S3_|JWT_)' || true)
 }
 
 # A token for OWNER signed with the running service's dev secret.
 dev_broker_token() {
-    dev_broker_env "$DEV_BIN" dev --data-dir "$DEV_TMP/data" token --owner "$@"
+    env "${DEV_UNSET[@]}" "$DEV_BIN" dev --data-dir "$DEV_TMP/data" token --owner "$@"
 }
 
 # shellcheck disable=SC2317,SC2329 # the EXIT trap
