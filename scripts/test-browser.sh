@@ -9,7 +9,8 @@
 # scripts/test.sh calls it after the JS client's tests (R2B_SKIP_BROWSER=1 skips it there). It
 # installs Debian's chromium when /usr/bin/chromium is missing (apt-get, as root only), runs
 # `npm ci` in tests/browser when its lock file changed (playwright-core, which downloads no
-# browser, and uppy), starts target/debug/r2-broker (`cargo build --locked` only when it is
+# browser, uppy 5, @uppy/core + @uppy/aws-s3 6 and esbuild, which the Uppy 6 test bundles
+# them with in memory), starts target/debug/r2-broker (`cargo build --locked` only when it is
 # missing) as `r2-broker dev` on free ports with tests/browser/profiles.toml
 # (scripts/lib/dev-broker.sh), runs `node --test`, then stops the service and its private
 # PostgreSQL, also on failure or Ctrl-C. Screenshots land in target/browser-artifacts/.

@@ -36,7 +36,7 @@ export type ClientErrorCode =
   | "paused"
   /** an answer that does not fit the contract */
   | "bad_response"
-  /** upload() was not given a Blob */
+  /** upload() was not given a Blob, or signRequest a key that generateObjectKey did not make */
   | "invalid_file";
 
 export type UploadErrorCode = BrokerErrorCode | ClientErrorCode;
@@ -202,3 +202,78 @@ export function memoryStore(): ResumeStore;
 
 /** Resume records in IndexedDB (the default in browsers and workers). */
 export function indexedDBStore(dbName?: string): ResumeStore;
+
+// ---- Uppy 6 (`@uppy/aws-s3` 6.x `signRequest`) ----
+// Structural types, so that this package depends on no Uppy package; they accept what
+// @uppy/aws-s3 6.3 passes (its `PresignableRequest`, `UppyFile`) and return what it takes.
+
+/** A request `@uppy/aws-s3` 6.x asks to have signed (its `PresignableRequest`). */
+export interface UppySignableRequest {
+  method: "PUT" | "POST" | "GET" | "DELETE";
+  key: string;
+  /** Multipart calls: the broker's upload id (what the signed CreateMultipartUpload answered). */
+  uploadId?: string;
+  /** UploadPart. */
+  partNumber?: number;
+  /** PutObject: the file's type. */
+  contentType?: string;
+  expiresIn?: number;
+}
+
+/** What signRequest answers (Uppy's `PresignedResponse`): the URL Uppy sends the request to
+ * (a presigned store URL for PutObject and UploadPart, a `data:` URL holding the S3 XML
+ * answer for the control calls), the broker's object key, and the headers to send. */
+export interface UppySignedRequest {
+  url: string;
+  key?: string;
+  headers?: Record<string, string>;
+}
+
+/** The fields of an Uppy file the signer reads (`UppyFile`). */
+export interface UppyFileLike {
+  id?: string;
+  name?: string;
+  type?: string;
+  size?: number | null;
+  /** The File or Blob (its SHA-256 is sent for small single PUTs). */
+  data?: unknown;
+  meta?: Record<string, unknown>;
+}
+
+/** The part of an Uppy instance the signer uses when given one. */
+export interface UppyLike {
+  on(event: "upload-success" | "upload-error" | "file-removed", handler: (file: any, ...rest: any[]) => void): unknown;
+  getFile?(id: string): unknown;
+  log?(message: string, level?: string): unknown;
+}
+
+export interface UppySignerOptions extends ClientOptions {
+  /** The profile whose rules apply, unless the file's meta has `profile` (`default`). */
+  profile?: string;
+  /** The asset's metadata: by default the file's string, number and boolean meta fields
+   * but `name`, `type`, `size` and `profile`. */
+  metadata?: Record<string, string> | ((file: UppyFileLike) => Record<string, string> | undefined);
+  /** Single PUTs up to this size send their SHA-256, when crypto.subtle exists (8 MiB). */
+  checksumMaxSize?: number;
+  /** Part URLs asked for per call (100). */
+  presignBatch?: number;
+  /** The Uppy instance: single PUTs are then completed on `upload-success` (the asset at
+   * once, instead of by the broker's confirmer), and released on `upload-error` and
+   * `file-removed` (their reserved quota at once, instead of at expiry). */
+  uppy?: UppyLike;
+  /** Called with each asset the signer completes (multipart; single PUTs when `uppy` is given),
+   * and the Uppy file when it is known. */
+  onAsset?: (asset: Asset, file: UppyFileLike | undefined) => void;
+}
+
+/** Options for `@uppy/aws-s3` 6.x: `uppy.use(AwsS3, createUppySigner({ baseUrl, getToken, uppy }))`. */
+export interface UppySigner {
+  signRequest: (request: UppySignableRequest) => Promise<UppySignedRequest>;
+  /** Remembers the file's size, type and meta under the key it returns (the requests carry none). */
+  generateObjectKey: (file: UppyFileLike) => string;
+  /** max(5 MiB, size / 10,000): the part size the broker plans and signs each part URL for. */
+  getChunkSize: (file: { size: number }) => number;
+}
+
+/** signRequest and generateObjectKey for `@uppy/aws-s3` 6.x, through the broker with the user's token. */
+export function createUppySigner(options: UppySignerOptions): UppySigner;

@@ -7,6 +7,7 @@
 //   upload(file, opts)       one file: intent -> PUT or parts -> complete -> the asset
 //   uploadMany(files, opts)  up to `concurrency` (5) files at once, results like allSettled
 //   request(opts, m, path)   one broker call with auth, retries and UploadError
+//   createUppySigner(opts)   signRequest (and friends) for @uppy/aws-s3 6.x, through the broker
 //   memoryStore(), indexedDBStore()  where multipart uploads are remembered for resuming
 //
 // Lifecycle rules (clients/js/README.md, "Cancel, pause, resume"): an intent is aborted (DELETE, reservation released)
@@ -765,4 +766,249 @@ export async function uploadMany(files, opts = {}) {
   totals.flush();
   totals.close();
   return results;
+}
+
+// ---- Uppy 6: signRequest ----
+//
+// `@uppy/aws-s3` 6.x has no Companion mode that sends our token: it signs each S3 request
+// with `signRequest(req)` and sends it itself, to the URL answered. `req` is one of
+//   {method: "PUT", key, contentType}        PutObject          -> POST /v1/uploads (put)
+//   {method: "POST", key}                    CreateMultipart    -> POST /v1/companion/s3/multipart
+//   {method: "PUT", key, uploadId, partNumber} UploadPart       -> POST /v1/uploads/{id}/parts
+//   {method: "GET", key, uploadId}           ListParts          -> GET /v1/uploads/{id}/parts
+//   {method: "POST", key, uploadId}          CompleteMultipart  -> POST /v1/uploads/{id}/complete
+//   {method: "DELETE", key, uploadId}        AbortMultipart     -> DELETE /v1/uploads/{id}
+// and the answer is `{url, key?, headers?}`. The two that move bytes get the broker's own
+// presigned store URLs (size, type and checksum pinned). The four control calls are made
+// here, against the broker with the user's token, and answered with a `data:` URL holding
+// the S3 XML Uppy parses (Uppy's request to it never leaves the page). The key
+// `generateObjectKey` made names the Uppy file (its size, type and meta; the requests carry
+// none); the broker's key replaces it. Create goes through the Companion route because it
+// plans parts the way Uppy slices them (max(5 MiB, size / 10,000); `getChunkSize` pins
+// Uppy to it), and each part URL is signed with its part's exact size.
+
+const UPPY_META = new Set(["name", "type", "size", "profile"]);
+
+const xmlEscape = (s) => String(s).replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const xmlAnswer = (xml) => `data:application/xml;charset=utf-8,${encodeURIComponent(xml)}`;
+const unquote = (etag) => String(etag ?? "").replace(/^"+|"+$/g, "");
+const browserHeaders = (headers) =>
+  Object.fromEntries(Object.entries(headers ?? {}).filter(([k]) => !UNSAFE_HEADERS.has(k.toLowerCase())));
+const uppyPartSize = (size) => Math.max(5 * MiB, Math.ceil(size / 10000));
+
+/** The app's metadata of an Uppy file: its string-like meta fields but Uppy's and ours. */
+function uppyMetadata(file) {
+  const out = {};
+  for (const [k, v] of Object.entries(file.meta ?? {})) {
+    if (UPPY_META.has(k) || v == null || !["string", "number", "boolean"].includes(typeof v)) continue;
+    out[k] = String(v);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * Options for `@uppy/aws-s3` 6.x that upload through r2-broker:
+ * `uppy.use(AwsS3, createUppySigner({ baseUrl, getToken, uppy }))`. Returns
+ * `{ signRequest, generateObjectKey, getChunkSize }` (pass all three). See r2-broker.d.ts.
+ */
+export function createUppySigner(opts = {}) {
+  new Context(opts); // checks baseUrl and getToken now, not at the first upload
+  const { uppy } = opts;
+  const files = new Map(); // key from generateObjectKey -> the Uppy file's facts and its intent
+  const uploads = new Map(); // broker upload id -> { file, partCount, urls, presigning }
+  const ctx = () => new Context({ ...opts, resumeStore: false });
+  const uppyFile = (id) => {
+    try {
+      return id ? uppy?.getFile?.(id) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const fileOf = (key) => {
+    const f = files.get(key);
+    if (f) return f;
+    throw new UploadError("invalid_file",
+      `signRequest: unknown key ${JSON.stringify(key)}: pass the generateObjectKey that createUppySigner() returns ` +
+      `to AwsS3 too (it tells the signer each file's size and type)`);
+  };
+  const uploadOf = (id) => {
+    let u = uploads.get(id);
+    if (!u) uploads.set(id, (u = { file: null, partCount: null, urls: new Map(), presigning: null }));
+    return u;
+  };
+  /** An earlier intent of the same Uppy file that Uppy gave up (a paused or retried PUT). */
+  const release = async (f) => {
+    const id = f.uploadId;
+    if (!id) return;
+    f.uploadId = null;
+    uploads.delete(id);
+    await call(ctx(), "DELETE", `/v1/uploads/${id}`, { key: uuid(), detached: true, retries: 2 }).catch(() => null);
+  };
+
+  const generateObjectKey = (file) => {
+    const name = file?.name ?? file?.meta?.name ?? "upload";
+    const key = `r2b-${uuid()}/${name}`;
+    const ext = /\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase();
+    const metadata = typeof opts.metadata === "function" ? opts.metadata(file) : opts.metadata ?? uppyMetadata(file);
+    files.set(key, {
+      key,
+      fileId: file?.id ?? null,
+      name,
+      size: file?.size ?? file?.data?.size ?? 0,
+      type: file?.type || TYPES[ext] || "application/octet-stream",
+      profile: file?.meta?.profile ?? opts.profile,
+      metadata,
+      data: file?.data ?? null, // for the SHA-256 of a put; dropped once sent
+      uploadId: null,
+      method: null,
+    });
+    return key;
+  };
+
+  const putObject = async (req) => {
+    const f = fileOf(req.key);
+    await release(f);
+    const c = ctx();
+    const body = { filename: f.name, content_type: f.type, size: f.size, method: "put" };
+    if (f.profile) body.profile = f.profile;
+    if (f.metadata) body.metadata = f.metadata;
+    if (f.data && f.size <= c.checksumMaxSize) {
+      const sum = await sha256(f.data);
+      if (sum) body.checksum_sha256 = sum;
+    }
+    const intent = await call(c, "POST", "/v1/uploads", { body, key: uuid() });
+    Object.assign(f, { uploadId: intent.upload_id, method: "put", data: null });
+    return { url: intent.url, key: intent.key, headers: browserHeaders(intent.headers) };
+  };
+
+  const createMultipart = async (req) => {
+    const f = fileOf(req.key);
+    await release(f);
+    const metadata = { ...f.metadata, size: String(f.size) };
+    if (f.profile) metadata.profile = f.profile;
+    const started = await call(ctx(), "POST", "/v1/companion/s3/multipart", {
+      body: { filename: f.name, type: f.type, metadata },
+    });
+    Object.assign(f, { uploadId: started.uploadId, method: "multipart", data: null });
+    Object.assign(uploadOf(started.uploadId), { file: f, partCount: Math.ceil(f.size / uppyPartSize(f.size)) });
+    const xml = `<InitiateMultipartUploadResult><Key>${xmlEscape(started.key)}</Key>` +
+      `<UploadId>${xmlEscape(started.uploadId)}</UploadId></InitiateMultipartUploadResult>`;
+    return { url: xmlAnswer(xml), key: started.key };
+  };
+
+  /** A part URL, presigned in batches (the parts that follow, up to `presignBatch`); each
+   * URL is handed out once: Uppy asking again means the last attempt is over. */
+  const uploadPart = async (req) => {
+    const id = req.uploadId;
+    const n = req.partNumber;
+    const u = uploadOf(id);
+    const c = ctx();
+    for (;;) {
+      const p = u.urls.get(n);
+      if (p && p.expiresAt - 60_000 > Date.now()) {
+        u.urls.delete(n);
+        return { url: p.url, headers: browserHeaders(p.headers) };
+      }
+      if (!u.presigning) {
+        const last = u.partCount ? Math.min(u.partCount, n + c.presignBatch - 1) : n;
+        const part_numbers = [];
+        for (let i = n; i <= last; i++) if (i === n || !u.urls.has(i)) part_numbers.push(i);
+        u.presigning = call(c, "POST", `/v1/uploads/${id}/parts`, { body: { part_numbers } })
+          .then((r) => {
+            const expiresAt = Date.parse(r.expires_at);
+            for (const p of r.parts) u.urls.set(p.part_number, { ...p, expiresAt });
+            if (!r.parts.some((p) => p.part_number === n)) {
+              throw new UploadError("bad_response", `no URL for part ${n}`, { uploadId: id });
+            }
+          })
+          .finally(() => (u.presigning = null));
+        await u.presigning;
+      } else {
+        await u.presigning.catch(() => null);
+      }
+    }
+  };
+
+  const listParts = async (req) => {
+    const id = req.uploadId;
+    const listing = await call(ctx(), "GET", `/v1/uploads/${id}/parts`);
+    const u = uploadOf(id);
+    const { part_size: ps, part_count: count } = listing;
+    u.partCount = count;
+    const size = u.file?.size;
+    // Only parts of the planned size count as sent (Uppy sends the others again). The
+    // ETag is the store's when it lists one; complete takes the store's listing anyway.
+    const ok = (p) =>
+      p.part_number >= 1 && p.part_number <= count &&
+      (size != null ? p.size === partLength(size, ps, p.part_number) : p.part_number < count ? p.size === ps : p.size > 0 && p.size <= ps);
+    const xml = listing.parts.filter(ok).map((p) =>
+      `<Part><PartNumber>${p.part_number}</PartNumber><ETag>${xmlEscape(unquote(p.etag) || "listed")}</ETag>` +
+      `<Size>${p.size}</Size></Part>`).join("");
+    return { url: xmlAnswer(`<ListPartsResult><UploadId>${xmlEscape(id)}</UploadId>${xml}</ListPartsResult>`) };
+  };
+
+  const completeMultipart = async (req) => {
+    const id = req.uploadId;
+    const asset = await complete(ctx(), id, undefined);
+    const u = uploads.get(id);
+    uploads.delete(id);
+    if (u?.file) files.delete(u.file.key);
+    opts.onAsset?.(asset, uppyFile(u?.file?.fileId));
+    const location = `${String(opts.baseUrl).replace(/\/+$/, "")}/v1/assets/${asset.id}`;
+    const xml = `<CompleteMultipartUploadResult><Location>${xmlEscape(location)}</Location>` +
+      `<Key>${xmlEscape(asset.key)}</Key><ETag>${xmlEscape(unquote(asset.etag))}</ETag></CompleteMultipartUploadResult>`;
+    return { url: xmlAnswer(xml), key: asset.key };
+  };
+
+  const abortMultipart = async (req) => {
+    const id = req.uploadId;
+    const u = uploads.get(id);
+    uploads.delete(id);
+    if (u?.file) files.delete(u.file.key);
+    await call(ctx(), "DELETE", `/v1/uploads/${id}`, { key: uuid(), retries: 2 });
+    return { url: xmlAnswer("") };
+  };
+
+  const signRequest = async (req) => {
+    const { method, uploadId } = req ?? {};
+    if (method === "PUT" && uploadId == null) return putObject(req);
+    if (method === "POST" && uploadId == null) return createMultipart(req);
+    if (method === "PUT" && Number.isInteger(req.partNumber)) return uploadPart(req);
+    if (method === "GET" && uploadId != null) return listParts(req);
+    if (method === "POST" && uploadId != null) return completeMultipart(req);
+    if (method === "DELETE" && uploadId != null) return abortMultipart(req);
+    throw new UploadError("bad_response", `signRequest: r2-broker does not sign ${method} ${req?.key ?? ""} (DeleteObject: delete the asset)`);
+  };
+
+  if (uppy) {
+    // Single PUTs: Uppy never calls after them. Complete at once (the asset now, verified)
+    // rather than waiting for the broker's confirmer, and release the intent of a PUT that
+    // failed or was removed rather than waiting for it to expire.
+    const entriesOf = (file) => [...files.values()].filter((f) => f.fileId != null && f.fileId === file?.id);
+    uppy.on("upload-success", (file) => {
+      for (const f of entriesOf(file)) {
+        if (f.method !== "put" || !f.uploadId) continue;
+        files.delete(f.key);
+        complete(ctx(), f.uploadId, undefined).then(
+          (asset) => opts.onAsset?.(asset, uppyFile(file.id) ?? file),
+          (e) => uppy.log?.(`r2-broker: complete ${f.uploadId}: ${e.message}`, "error"),
+        );
+      }
+    });
+    // A multipart upload is kept for a retry (Uppy resumes it); Uppy aborts it on removal.
+    const drop = (file) => {
+      for (const f of entriesOf(file)) {
+        if (f.method === "multipart") continue;
+        files.delete(f.key);
+        release(f);
+      }
+    };
+    uppy.on("upload-error", drop);
+    uppy.on("file-removed", drop);
+  }
+
+  // Uppy 6's default too; set explicitly so that the parts always match the broker's plan.
+  const getChunkSize = ({ size }) => uppyPartSize(size);
+  return { signRequest, generateObjectKey, getChunkSize };
 }

@@ -2,8 +2,8 @@
 // accept the documented usage and refuse misuse. Imports the package by its own name, so
 // package.json's "exports" are checked too.
 
-import { upload, uploadMany, request, memoryStore, indexedDBStore, UploadError } from "@r2-broker/client";
-import type { Asset, ResumeStore, UploadResult, UploadErrorCode } from "@r2-broker/client";
+import { upload, uploadMany, request, memoryStore, indexedDBStore, UploadError, createUppySigner } from "@r2-broker/client";
+import type { Asset, ResumeStore, UploadResult, UploadErrorCode, UppySigner } from "@r2-broker/client";
 
 declare const file: File;
 declare const files: FileList;
@@ -60,4 +60,32 @@ async function usage(): Promise<void> {
   console.log(bad);
 }
 
+/** An Uppy-shaped stand-in (the package depends on no Uppy types). */
+declare const uppy: {
+  on(event: string, handler: (...args: any[]) => void): unknown;
+  getFile(id: string): { id: string; name: string; size: number | null; meta: Record<string, unknown> };
+  use(plugin: unknown, opts: Pick<UppySigner, "signRequest" | "generateObjectKey" | "getChunkSize">): unknown;
+};
+declare const AwsS3: unknown;
+
+async function uppy6(): Promise<void> {
+  uppy.use(AwsS3, createUppySigner({ baseUrl: "https://uploads.example.com", getToken: () => "jwt", uppy }));
+  const signer = createUppySigner({
+    baseUrl: "/",
+    token: "jwt",
+    profile: "photos",
+    metadata: (f) => ({ album: String(f.meta?.album ?? "") }),
+    onAsset: (asset, file) => console.log(asset.id, file?.name),
+  });
+  const key = signer.generateObjectKey({ id: "f", name: "a.jpg", type: "image/jpeg", size: 3, data: new Blob(["abc"]), meta: {} });
+  const { url, headers } = await signer.signRequest({ method: "PUT", key, contentType: "image/jpeg" });
+  await signer.signRequest({ method: "PUT", key, uploadId: "u", partNumber: 1 });
+  console.log(url, headers);
+  // @ts-expect-error not a method Uppy signs
+  await signer.signRequest({ method: "PATCH", key });
+  // @ts-expect-error baseUrl is required
+  createUppySigner({ token: "jwt" });
+}
+
 void usage;
+void uppy6;

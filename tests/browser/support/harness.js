@@ -10,8 +10,9 @@
 // and one static server; `h.testPage(t, env.browser, env.server, "<page>.html")` opens a page of
 // pages/ on that server. The server also serves `node_modules/uppy/dist/` at `/uppy/` (the
 // uppy 5 bundle in package.json), so a page can `import { Uppy, AwsS3, Dashboard } from
-// "/uppy/uppy.min.mjs"` (pages/uppy.html, uppy.test.js); another Uppy line (6.x, a
-// `signRequest` page) would be one more devDependency and mount.
+// "/uppy/uppy.min.mjs"` (pages/uppy.html, uppy.test.js). Uppy 6 ships no bundle (ES modules
+// with bare imports): `bundle(source)` builds one with esbuild, in memory, and
+// `server.file("/x.mjs", code, "text/javascript")` serves it (pages/uppy6.html, uppy6.test.js).
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -19,6 +20,7 @@ import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before } from "node:test";
 import { chromium } from "playwright-core";
+import { build } from "esbuild";
 
 export * from "../../../clients/js/test/support/broker.js";
 import { API, STORE } from "../../../clients/js/test/support/broker.js";
@@ -59,13 +61,13 @@ const MOUNTS = { "/pages/": join(ROOT, "pages"), "/uppy/": join(ROOT, "node_modu
 
 /** A static server on 127.0.0.1 (another port, so another origin than the broker): the test
  * pages under /pages/, the uppy bundle under /uppy/, and blobs a test adds with
- * `file(path, bytes)` (pages fetch them to build the File objects they upload). */
+ * `file(path, bytes, type?)` (pages fetch them to build the File objects they upload, or
+ * import them: a bundle needs a JavaScript `type`). */
 export async function staticServer() {
   const blobs = new Map();
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    let body = blobs.get(path);
-    let type = "application/octet-stream";
+    let { body, type = "application/octet-stream" } = blobs.get(path) ?? {};
     if (!body) {
       const mount = Object.keys(MOUNTS).find((m) => path.startsWith(m));
       const file = mount && normalize(join(MOUNTS[mount], path.slice(mount.length)));
@@ -87,9 +89,24 @@ export async function staticServer() {
     origin,
     /** A URL on this origin with `query` (e.g. `{ api: API }`). */
     url: (path, query = {}) => `${origin}${path}?${new URLSearchParams(query)}`,
-    file: (path, bytes) => blobs.set(path, bytes),
+    file: (path, bytes, type) => blobs.set(path, { body: typeof bytes === "string" ? Buffer.from(bytes) : bytes, type }),
     close: () => new Promise((resolve) => server.close(resolve)),
   };
+}
+
+/** `source` (an ES module whose imports resolve from tests/browser, e.g. `export { default as
+ * Uppy } from "@uppy/core"`) bundled by esbuild into one ES module for Chromium, in memory. */
+export async function bundle(source) {
+  const out = await build({
+    stdin: { contents: source, resolveDir: ROOT, sourcefile: "bundle-entry.js", loader: "js" },
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "chrome120",
+    write: false,
+    logLevel: "silent",
+  });
+  return out.outputFiles[0].text;
 }
 
 /** A fresh context (its own IndexedDB) and page; errors thrown in the page fail the test. */
@@ -110,7 +127,8 @@ export async function openPage(t, browser, url) {
 /** A test page of pages/ on the static server, `?api=` the broker, once it set `window.ready`.
  * client.html: `window.r2b` is the client module imported from ${API}/client/r2-broker.js;
  * uppy.html: `startUppy({ token })` makes `window.uppy` (the uppy 5 bundle, AwsS3 in
- * Companion mode against ${API}/v1/companion). */
+ * Companion mode against ${API}/v1/companion); uppy6.html: the same with Uppy 6 and the
+ * client's createUppySigner (the bundle uppy6.test.js serves at /uppy6/uppy6.mjs). */
 export async function testPage(t, browser, server, name) {
   const opened = await openPage(t, browser, server.url(`/pages/${name}`, { api: API }));
   await opened.page.waitForFunction(() => window.ready);
