@@ -68,7 +68,7 @@ impl Application {
         let state = build_state(config).await?;
         let app_state = state.clone();
         let (per_worker, live) = connection_limits(&state.config);
-        let server = HttpServer::new(move || app(app_state.for_worker()).wrap(from_fn(shedding::shed_over_limit)))
+        let server = HttpServer::new(move || app(app_state.for_worker()))
             .workers(state.config.workers)
             // A connection opened past `BROKER_MAX_CONNECTIONS` is still accepted, then
             // answered 503 and closed (`shed_over_limit`): a flood gets answers, not a stalled
@@ -136,7 +136,7 @@ const RESERVED_FDS: u64 = 256;
 /// the descriptors left after `RESERVED_FDS` and the pool are the room for client
 /// connections. `BROKER_MAX_CONNECTIONS` is capped at 90% of it: the rest is headroom for
 /// connections being answered 503, so that a flood does not stop the accept loop.
-fn connection_limits(config: &Config) -> (usize, shedding::LiveConnections) {
+fn connection_limits(config: &Config) -> (usize, http::shedding::LiveConnections) {
     let workers = config.workers as u64;
     let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let room = fds.saturating_sub(RESERVED_FDS + config.db_pool_size as u64).max(2 * workers);
@@ -148,85 +148,7 @@ fn connection_limits(config: &Config) -> (usize, shedding::LiveConnections) {
             "BROKER_MAX_CONNECTIONS capped to {limit} by the open-files limit"
         );
     }
-    ((room / workers).max(1) as usize, shedding::LiveConnections::new(limit as usize))
-}
-
-/// Load shedding past `BROKER_MAX_CONNECTIONS`: such a connection is accepted, its
-/// requests are answered `503 unavailable` + `Retry-After: 1` before routing (no body is
-/// read), and it is closed.
-mod shedding {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use actix_web::body::{EitherBody, MessageBody};
-    use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-    use actix_web::middleware::Next;
-    use actix_web::{HttpResponse, http::header};
-
-    /// Client connections open now, all workers together.
-    pub struct LiveConnections {
-        open: Arc<AtomicUsize>,
-        limit: usize,
-        /// Connections shed so far, and when (Unix seconds) that was last logged.
-        shed: Arc<(AtomicU64, AtomicU64)>,
-    }
-
-    /// In a connection's extensions: counts it as open until the connection is dropped.
-    struct Open(Arc<AtomicUsize>);
-
-    impl Drop for Open {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Relaxed);
-        }
-    }
-
-    /// Marks a connection opened while `limit` were open.
-    struct Shed;
-
-    impl LiveConnections {
-        pub fn new(limit: usize) -> Self {
-            Self { open: Arc::default(), limit, shed: Arc::default() }
-        }
-
-        /// `HttpServer::on_connect`.
-        pub fn opened(&self, ext: &mut Extensions) {
-            let before = self.open.fetch_add(1, Relaxed);
-            ext.insert(Open(self.open.clone()));
-            if before < self.limit {
-                return;
-            }
-            ext.insert(Shed);
-            let (count, logged) = &*self.shed;
-            let n = count.fetch_add(1, Relaxed) + 1;
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let last = logged.load(Relaxed);
-            if now >= last + 10 && logged.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
-                tracing::warn!(
-                    limit = self.limit,
-                    shed_total = n,
-                    "BROKER_MAX_CONNECTIONS reached: new connections are answered 503 and closed"
-                );
-            }
-        }
-    }
-
-    /// The outermost middleware.
-    pub async fn shed_over_limit(
-        req: ServiceRequest,
-        next: Next<impl MessageBody>,
-    ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-        if req.conn_data::<Shed>().is_none() {
-            return next.call(req).await.map(ServiceResponse::map_into_left_body);
-        }
-        let res = HttpResponse::ServiceUnavailable().insert_header((header::RETRY_AFTER, "1")).force_close().json(
-            serde_json::json!({"error": {
-                "code": "unavailable",
-                "message": "the server is at its connection limit; retry later",
-            }}),
-        );
-        Ok(req.into_response(res).map_into_right_body())
-    }
+    ((room / workers).max(1) as usize, http::shedding::LiveConnections::new(limit as usize))
 }
 
 /// Pool, migrations, store client and state: everything but the listener. Used by
@@ -276,6 +198,7 @@ fn app(
     App::new()
         .app_data(web::Data::new(state))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+        .wrap(from_fn(http::shedding::shed_over_limit))
         .wrap(from_fn(http::middleware::observe))
         .wrap(from_fn(http::request_id::middleware))
         .configure(http::routes)

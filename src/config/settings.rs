@@ -110,8 +110,9 @@ pub struct Settings {
     /// body is answered 408 and its connection closed [default: 10]
     #[arg(long, env = "BROKER_BODY_TIMEOUT", value_name = "SECS")]
     pub body_timeout: Option<String>,
-    /// Open client connections at most, shared out between the workers; past it new
-    /// connections wait in the listen backlog [default: 25000, capped by the open-files limit]
+    /// Open client connections at most, all workers together; a connection past it is
+    /// answered 503 + Retry-After and closed [default: 25000, capped at 90% of what the
+    /// open-files limit leaves]
     #[arg(long, env = "BROKER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
 }

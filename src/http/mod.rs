@@ -11,6 +11,7 @@ pub mod json;
 pub mod middleware;
 pub mod ops;
 pub mod request_id;
+pub mod shedding;
 pub mod uploads;
 pub mod usage;
 
