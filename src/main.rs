@@ -20,7 +20,8 @@ enum Command {
     Serve,
     /// Run the database migrations and exit
     Migrate,
-    /// Run one reaper pass (expire intents, clean the store, forget old idempotency keys) and exit
+    /// Run one confirmer pass (uploads whose object appeared) and one reaper pass (expire
+    /// intents, clean the store, forget old idempotency keys), then exit
     Reap,
     /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
     Dev(r2_broker::dev::run::DevArgs),
@@ -61,10 +62,18 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
         Command::Dev(_) | Command::Healthcheck(_) => unreachable!("handled before validate"),
         Command::Reap => match r2_broker::build_state(config).await {
-            Ok(state) => r2_broker::reaper::run_once(&state)
-                .await
-                .map(|report| println!("{report:?}"))
-                .map_err(|e| anyhow::anyhow!("reaper pass failed: {e:?}")),
+            // Confirm first: an upload whose object appeared becomes an asset rather than
+            // being expired by the reaper in the same pass.
+            Ok(state) => match r2_broker::confirm::run_once(&state).await {
+                Ok(confirmed) => {
+                    println!("{confirmed:?}");
+                    r2_broker::reaper::run_once(&state)
+                        .await
+                        .map(|report| println!("{report:?}"))
+                        .map_err(|e| anyhow::anyhow!("reaper pass failed: {e:?}"))
+                }
+                Err(e) => Err(anyhow::anyhow!("confirmer pass failed: {e:?}")),
+            },
             Err(e) => Err(e),
         },
     };

@@ -139,6 +139,10 @@ async fn the_reap_subcommand_runs_one_pass_and_exits_0() {
     let due = create(&app, "rs", json!({"filename": "d.txt", "content_type": "text/plain", "size": 4})).await;
     assert_eq!(app.put_to(&due, b"data".to_vec()).await.status(), 200);
     make_all_due(&app).await;
+    // Uploaded, never completed, not overdue: the pass's confirmer makes it an asset.
+    let fresh = create(&app, "rs", json!({"filename": "f.txt", "content_type": "text/plain", "size": 5})).await;
+    assert_eq!(app.put_to(&fresh, b"fresh".to_vec()).await.status(), 200);
+    app.db.execute("update uploads set next_check_at = now() where status = 'pending'", &[]).await.unwrap();
 
     let out = tokio::task::spawn_blocking({
         let (db, bucket) = (app.database_url.clone(), app.bucket.clone());
@@ -162,6 +166,7 @@ async fn the_reap_subcommand_runs_one_pass_and_exits_0() {
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{output}");
     assert_eq!(app.upload_status(due["upload_id"].as_str().unwrap()).await, "expired");
-    assert_eq!(app.usage_row("rs").await, (0, 0, 0, 0));
-    assert!(app.keys().await.is_empty(), "the stray object is deleted");
+    assert_eq!(app.upload_status(fresh["upload_id"].as_str().unwrap()).await, "completed");
+    assert_eq!(app.usage_row("rs").await, (5, 1, 0, 0), "only the confirmed upload counts");
+    assert_eq!(app.keys().await, [fresh["key"].as_str().unwrap()], "the stray object is deleted, the asset's kept");
 }
