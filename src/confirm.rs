@@ -167,10 +167,5 @@ async fn check(state: &AppState, owner: String, id: Uuid, bound: Duration, store
 
 /// The background loop; errors are logged and the next pass tries again.
 pub async fn run_forever(state: AppState, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = run_once(&state).await {
-            tracing::warn!(error = ?e, "confirmer pass failed");
-        }
-    }
+    crate::reaper::repeat_passes("confirmer", every, || run_once(&state)).await
 }

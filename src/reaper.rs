@@ -84,15 +84,31 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// The background loop; errors are logged and the next pass tries again.
+/// The background loop; errors are logged and the next pass tries again. Each pass also
+/// trims the rate limiter's table (a housekeeping chore on the same schedule).
 pub async fn run_forever(state: AppState, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = run_once(&state).await {
-            tracing::warn!(error = ?e, "reaper pass failed");
-        }
+    let state = &state;
+    repeat_passes("reaper", every, move || async move {
+        let result = run_once(state).await;
         if let Some(limiter) = &state.limiter {
             limiter.retain_recent();
+        }
+        result
+    })
+    .await
+}
+
+/// The loop of a background worker (this reaper's, and the confirmer's): every `every`, one
+/// `pass`; a failed one is logged as `"<what> pass failed"` and the next tries again.
+pub(crate) async fn repeat_passes<R, F, Fut>(what: &'static str, every: Duration, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<R, Error>>,
+{
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = pass().await {
+            tracing::warn!(error = ?e, "{what} pass failed");
         }
     }
 }

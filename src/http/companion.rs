@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -67,11 +68,6 @@ fn ok<T: Serialize>(body: &T) -> Answer {
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// `{uploadId}`: our upload id; any other spelling names nothing (404).
-fn upload_id(req: &HttpRequest) -> Result<Uuid, Error> {
-    req.match_info().get("uploadId").and_then(super::ids::parse).ok_or(Error::NotFound)
-}
-
 /// `?key=`, the only query parameter of the multipart routes: Uppy sends the key back,
 /// and it is ignored (the upload id names the upload; its recorded key is used).
 #[derive(Debug, Deserialize)]
@@ -81,17 +77,26 @@ struct KeyQuery {
     _key: Option<String>,
 }
 
-/// Refuses query parameters other than `key` (as every route refuses undocumented ones).
-fn key_query(req: &HttpRequest) -> Result<(), Error> {
-    web::Query::<KeyQuery>::from_query(req.query_string()).map_err(|e| Error::invalid(format!("query: {e}")))?;
-    Ok(())
+/// What every `s3/multipart/{uploadId}…` route checks first, in the API's order: the path's
+/// `{uploadId}`, our upload id (any other spelling names nothing: 404), then the token
+/// (401), then the query (400: parameters other than `key` are refused, as every route
+/// refuses undocumented ones).
+fn upload_route(req: &HttpRequest, caller: Result<Caller, Error>) -> Result<(Uuid, Caller), Error> {
+    let id = req.match_info().get("uploadId").and_then(super::ids::parse).ok_or(Error::NotFound)?;
+    let caller = caller?;
+    read_query::<KeyQuery>(req.query_string())?;
+    Ok((id, caller))
+}
+
+/// The query string read as `T`, or a 400 saying why not.
+fn read_query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    let read = web::Query::<T>::from_query(query).map_err(|e| Error::invalid(format!("query: {e}")))?;
+    Ok(read.into_inner())
 }
 
 /// `?filename=&type=&metadata[<name>]=<value>…` (form-encoded by `URLSearchParams`).
 fn file_query(query: &str) -> Result<UppyFile, Error> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-        .map_err(|e| Error::invalid(format!("query: {e}")))?
-        .into_inner();
+    let pairs: Vec<(String, String)> = read_query(query)?;
     let (mut filename, mut content_type, mut metadata) = (None, None, BTreeMap::new());
     for (name, value) in pairs {
         // PostgreSQL's `text` cannot hold U+0000 (the JSON extractor refuses it the same way).
@@ -141,9 +146,7 @@ pub async fn create_multipart(
 
 /// `GET /v1/companion/s3/multipart/{uploadId}/{partNumber}`.
 pub async fn sign_part(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let id = upload_id(&req)?;
-    let caller = caller?;
-    key_query(&req)?;
+    let (id, caller) = upload_route(&req, caller)?;
     let part_number = req
         .match_info()
         .get("partNumber")
@@ -155,9 +158,7 @@ pub async fn sign_part(req: HttpRequest, state: web::Data<AppState>, caller: Res
 
 /// `GET /v1/companion/s3/multipart/{uploadId}`: the parts uploaded so far (resume).
 pub async fn list_parts(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let id = upload_id(&req)?;
-    let caller = caller?;
-    key_query(&req)?;
+    let (id, caller) = upload_route(&req, caller)?;
     ok(&companion::list_parts(&state, &caller.owner, id).await?)
 }
 
@@ -168,18 +169,14 @@ pub async fn complete_multipart(
     caller: Result<Caller, Error>,
     body: Result<Json<CompleteMultipartRequest>, Error>,
 ) -> Answer {
-    let id = upload_id(&req)?;
-    let caller = caller?;
-    key_query(&req)?;
+    let (id, caller) = upload_route(&req, caller)?;
     let body = body?.into_inner();
     ok(&companion::complete(&state, &caller.owner, id, body).await?)
 }
 
 /// `DELETE /v1/companion/s3/multipart/{uploadId}`: `{}` (Uppy parses the body as JSON).
 pub async fn abort_multipart(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let id = upload_id(&req)?;
-    let caller = caller?;
-    key_query(&req)?;
+    let (id, caller) = upload_route(&req, caller)?;
     companion::abort(&state, &caller.owner, id).await?;
     ok(&serde_json::json!({}))
 }

@@ -120,21 +120,20 @@ test("multipart: a page reload mid-upload resumes from IndexedDB with only the m
   const { token } = h.newOwner("br-reload");
   const { bytes } = h.makeFile(12 * h.MiB);
   env.server.file("/data/reload.bin", bytes);
-  const held = []; // parts 2 and 3: in flight, never answered, when the page reloads
-  await h.routeParts(page, (route, n) => (n === 1 ? route.continue() : held.push(route)));
+  // Parts 2 and 3: in flight, never answered, when the page reloads.
+  const { held, release } = await h.holdPartsAfterFirst(page);
   const part1 = recorder.next((e) => e.part === 1 && e.status === 200);
   const opts = { token, profile: "small" };
 
   await page.evaluate((o) => void (window.running = uploadServed("reload.bin", "application/octet-stream", o)), opts);
   await part1;
-  await waitUntil(() => held.length === 2);
+  await h.eventually(() => held.length === 2);
   const records = await page.evaluate(() => resumeRecords());
   assert.equal(records.length, 1, "one resume record in IndexedDB");
   const id = records[0].upload_id;
 
   await page.reload();
-  await page.unrouteAll({ behavior: "ignoreErrors" });
-  for (const route of held) await route.abort().catch(() => {});
+  await release();
   await page.waitForFunction(() => window.ready);
   const from = recorder.log.length;
   const { asset, error } = await page.evaluate((o) => uploadServed("reload.bin", "application/octet-stream", o), opts);
@@ -174,10 +173,3 @@ test("uploadMany: 5 × 12 MiB files, five at once (throughput in the diagnostics
   for (const [i, f] of files.entries()) await h.assertStored(token, run.results[i], f.bytes);
   t.diagnostic(`5 × 12 MiB (multipart, 3 parts each) in ${(run.ms / 1000).toFixed(2)} s: ${(60 / (run.ms / 1000)).toFixed(1)} MiB/s`);
 });
-
-async function waitUntil(cond, ms = 10_000) {
-  for (const t0 = Date.now(); !cond(); ) {
-    if (Date.now() - t0 > ms) throw new Error(`not true after ${ms} ms: ${cond}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -9,29 +9,21 @@ import * as h from "./support/harness.js";
 
 const env = h.setup();
 
-/** A page with a fresh Uppy for a fresh owner. */
-async function uppyPage(t, label, opts = {}) {
-  const opened = await h.testPage(t, env.browser, env.server, "uppy.html");
-  const { owner, token } = h.newOwner(label);
-  await opened.page.evaluate((o) => startUppy(o), { token, ...opts });
-  return { ...opened, owner, token };
-}
+/** A page with a fresh Uppy for a fresh owner (h.uppyPage). */
+const uppyPage = (t, label, opts) => h.uppyPage(t, env.browser, env.server, "uppy.html", label, opts);
 
 /** Serves `bytes` at /data/<name> and adds it to the page's Uppy; resolves with its file id. */
-function add(page, name, bytes, type) {
-  env.server.file(`/data/${name}`, bytes);
-  return page.evaluate(([n, ty]) => addServed(n, ty), [name, type]);
-}
+const add = (page, name, bytes, type) => h.addToUppy(page, env.server, name, bytes, type);
 
 /** The owner's assets once there are `n` (single PUTs become assets when the broker's
  * confirmer finds the object: no call comes from Uppy after them). */
-async function assetsOnce(token, n, ms = 30_000) {
-  for (const t0 = Date.now(); ; ) {
-    const { items } = await h.api(token, "GET", "/v1/assets");
-    if (items.length >= n) return items;
-    if (Date.now() - t0 > ms) throw new Error(`${items.length} assets after ${ms} ms, waiting for ${n}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function assetsOnce(token, n, ms = 30_000) {
+  let items = [];
+  const probe = async () => {
+    ({ items } = await h.api(token, "GET", "/v1/assets"));
+    return items.length >= n && items;
+  };
+  return h.eventually(probe, { ms, every: 200, describe: () => `${items.length} assets, waiting for ${n}` });
 }
 
 const companion = (e) => e.to === "api" && e.path.startsWith("/v1/companion/");
@@ -45,12 +37,9 @@ test("Uppy 5: a text file, a typeless .csv and a 12 MiB multipart file become as
   ];
   for (const f of files) await add(page, f.name, f.bytes, f.type);
 
-  const result = await page.evaluate(async () => {
-    const r = await uppy.upload();
-    return { ok: r.successful.map((f) => f.name).sort(), failed: r.failed.map((f) => `${f.name}: ${f.error}`) };
-  });
+  const { ok, failed } = await h.uppyUpload(page);
 
-  assert.deepEqual(result, { ok: ["big.bin", "hello.txt", "table.csv"], failed: [] });
+  assert.deepEqual({ ok, failed }, { ok: ["big.bin", "hello.txt", "table.csv"], failed: [] });
   const items = await assetsOnce(token, 3);
   for (const f of files) {
     const asset = items.find((a) => a.filename === f.name);
@@ -70,37 +59,17 @@ test("Uppy 5: 5 × 12 MiB files (throughput in the diagnostics)", async (t) => {
   const files = Array.from({ length: 5 }, (_, i) => ({ name: `u${i}.bin`, bytes: h.makeFile(12 * h.MiB).bytes }));
   for (const f of files) await add(page, f.name, f.bytes, "application/octet-stream");
 
-  const run = await page.evaluate(async () => {
-    const t0 = performance.now();
-    const r = await uppy.upload();
-    return { ms: performance.now() - t0, ok: r.successful.length };
-  });
+  const run = await h.uppyUpload(page);
 
-  assert.equal(run.ok, 5);
+  assert.equal(run.ok.length, 5);
   assert.equal(recorder.parts().filter((e) => e.status === 200).length, 15);
   const items = await assetsOnce(token, 5);
   for (const f of files) await h.assertStored(token, items.find((a) => a.filename === f.name), f.bytes);
   t.diagnostic(`Uppy 5: 5 × 12 MiB (multipart, 3 parts each) in ${(run.ms / 1000).toFixed(2)} s: ${(60 / (run.ms / 1000)).toFixed(1)} MiB/s`);
 });
 
-/** Adds a 12 MiB file, holds its part PUTs but the first, starts the upload and resolves once
- * part 1 is in the store, with the held routes and the file's id and upload id. */
-async function midMultipart(page, recorder, name) {
-  const bytes = h.makeFile(12 * h.MiB).bytes;
-  const id = await add(page, name, bytes, "application/octet-stream");
-  const held = [];
-  await h.routeParts(page, (route, n) => (n === 1 ? route.continue() : held.push(route)));
-  const part1 = recorder.next((e) => e.part === 1 && e.status === 200);
-  await page.evaluate(() => void uppy.upload());
-  await part1;
-  const uploadId = await page.evaluate((fid) => uppy.getFile(fid).s3Multipart?.uploadId, id);
-  assert.ok(uploadId, "Uppy keeps the broker's upload id");
-  const release = async () => {
-    await page.unrouteAll({ behavior: "ignoreErrors" });
-    for (const route of held) await route.abort().catch(() => {});
-  };
-  return { bytes, id, uploadId, release };
-}
+/** A 12 MiB file mid-upload, part 1 in the store and the others held (h.uppyMidMultipart). */
+const midMultipart = (page, recorder, name) => h.uppyMidMultipart(page, env.server, recorder, name);
 
 test("Uppy 5: pause mid-multipart, then resume: the parts are listed and only the missing ones sent", async (t) => {
   const { page, recorder, token } = await uppyPage(t, "up-pause");
@@ -151,7 +120,7 @@ test("Uppy 5: a quota error is shown with the broker's message", async (t) => {
   assert.equal(error.code, "quota_exceeded");
   await add(page, "big.txt", bytes, "text/plain");
 
-  const result = await page.evaluate(async () => (await uppy.upload()).failed.map((f) => f.name));
+  const result = (await h.uppyUpload(page)).failed.map((f) => f.name);
 
   assert.deepEqual(result, ["big.txt"]);
   const shown = await page.evaluate(() => events.filter((e) => e.type === "error").map((e) => e.message));

@@ -17,20 +17,14 @@ const bundled = h.bundle(`
   export { createUppySigner } from "../../clients/js/r2-broker.js";
 `);
 
-/** A page with a fresh Uppy 6 for a fresh owner. */
-async function uppyPage(t, label, opts = {}) {
+/** A page with a fresh Uppy 6 for a fresh owner (h.uppyPage), once its bundle is served. */
+async function uppyPage(t, label, opts) {
   env.server.file("/uppy6/uppy6.mjs", await bundled, "text/javascript; charset=utf-8");
-  const opened = await h.testPage(t, env.browser, env.server, "uppy6.html");
-  const { owner, token } = h.newOwner(label);
-  await opened.page.evaluate((o) => startUppy(o), { token, ...opts });
-  return { ...opened, owner, token };
+  return h.uppyPage(t, env.browser, env.server, "uppy6.html", label, opts);
 }
 
 /** Serves `bytes` at /data/<name> and adds it to the page's Uppy; resolves with its file id. */
-function add(page, name, bytes, type) {
-  env.server.file(`/data/${name}`, bytes);
-  return page.evaluate(([n, ty]) => addServed(n, ty), [name, type]);
-}
+const add = (page, name, bytes, type) => h.addToUppy(page, env.server, name, bytes, type);
 
 const broker = (recorder) => recorder.log.filter((e) => e.to === "api");
 const calls = (recorder) => broker(recorder).map((e) => `${e.method} ${e.path.replace(/[0-9a-f-]{36}/, "{id}")}`);
@@ -44,12 +38,9 @@ test("Uppy 6: a text file, a typeless .csv and a 12 MiB multipart file become as
   ];
   for (const f of files) await add(page, f.name, f.bytes, f.type);
 
-  const result = await page.evaluate(async () => {
-    const r = await uppy.upload();
-    return { ok: r.successful.map((f) => f.name).sort(), failed: r.failed.map((f) => `${f.name}: ${f.error}`) };
-  });
+  const { ok, failed } = await h.uppyUpload(page);
 
-  assert.deepEqual(result, { ok: ["big.bin", "hello.txt", "table.csv"], failed: [] });
+  assert.deepEqual({ ok, failed }, { ok: ["big.bin", "hello.txt", "table.csv"], failed: [] });
   // Every file is an asset as soon as Uppy is done: the signer completes single PUTs on
   // upload-success (no waiting for the broker's confirmer).
   await page.waitForFunction(() => assets.length === 3);
@@ -85,37 +76,17 @@ test("Uppy 6: 5 × 12 MiB files (throughput in the diagnostics)", async (t) => {
   const files = Array.from({ length: 5 }, (_, i) => ({ name: `u${i}.bin`, bytes: h.makeFile(12 * h.MiB).bytes }));
   for (const f of files) await add(page, f.name, f.bytes, "application/octet-stream");
 
-  const run = await page.evaluate(async () => {
-    const t0 = performance.now();
-    const r = await uppy.upload();
-    return { ms: performance.now() - t0, ok: r.successful.length };
-  });
+  const run = await h.uppyUpload(page);
 
-  assert.equal(run.ok, 5);
+  assert.equal(run.ok.length, 5);
   assert.equal(recorder.parts().filter((e) => e.status === 200).length, 15);
   const { items } = await h.api(token, "GET", "/v1/assets");
   for (const f of files) await h.assertStored(token, items.find((a) => a.filename === f.name), f.bytes);
   t.diagnostic(`Uppy 6: 5 × 12 MiB (multipart, 3 parts each, one at a time per file) in ${(run.ms / 1000).toFixed(2)} s: ${(60 / (run.ms / 1000)).toFixed(1)} MiB/s`);
 });
 
-/** Adds a 12 MiB file, holds its part PUTs but the first, starts the upload and resolves once
- * part 1 is in the store, with the held routes and the file's id and upload id. */
-async function midMultipart(page, recorder, name) {
-  const bytes = h.makeFile(12 * h.MiB).bytes;
-  const id = await add(page, name, bytes, "application/octet-stream");
-  const held = [];
-  await h.routeParts(page, (route, n) => (n === 1 ? route.continue() : held.push(route)));
-  const part1 = recorder.next((e) => e.part === 1 && e.status === 200);
-  await page.evaluate(() => void uppy.upload());
-  await part1;
-  const uploadId = await page.evaluate((fid) => uppy.getFile(fid).s3Multipart?.uploadId, id);
-  assert.ok(uploadId, "Uppy keeps the broker's upload id");
-  const release = async () => {
-    await page.unrouteAll({ behavior: "ignoreErrors" });
-    for (const route of held) await route.abort().catch(() => {});
-  };
-  return { bytes, id, uploadId, release };
-}
+/** A 12 MiB file mid-upload, part 1 in the store and the others held (h.uppyMidMultipart). */
+const midMultipart = (page, recorder, name) => h.uppyMidMultipart(page, env.server, recorder, name);
 
 test("Uppy 6: pause mid-multipart, then resume: the parts are listed and only the missing ones sent", async (t) => {
   const { page, recorder, token } = await uppyPage(t, "u6-pause");
@@ -167,7 +138,7 @@ test("Uppy 6: quota errors reach Uppy with the broker's message, for a PUT and a
   await add(page, "big.txt", Buffer.alloc(2000, "x"), "text/plain");
   await add(page, "huge.bin", h.makeFile(7 * h.MiB).bytes, "application/octet-stream");
 
-  const result = await page.evaluate(async () => (await uppy.upload()).failed.map((f) => f.name).sort());
+  const result = (await h.uppyUpload(page)).failed.map((f) => f.name).sort();
 
   assert.deepEqual(result, ["big.txt", "huge.bin"]);
   const shown = await page.evaluate(() => events.filter((e) => e.type === "error").map((e) => [e.name, e.code, e.message]));

@@ -19,11 +19,12 @@ import { createServer } from "node:http";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before } from "node:test";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { build } from "esbuild";
 
 export * from "../../../clients/js/test/support/broker.js";
-import { API, STORE } from "../../../clients/js/test/support/broker.js";
+import { API, MiB, STORE, makeFile, newOwner } from "../../../clients/js/test/support/broker.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
@@ -128,7 +129,8 @@ export async function openPage(t, browser, url) {
  * client.html: `window.r2b` is the client module imported from ${API}/client/r2-broker.js;
  * uppy.html: `startUppy({ token })` makes `window.uppy` (the uppy 5 bundle, AwsS3 in
  * Companion mode against ${API}/v1/companion); uppy6.html: the same with Uppy 6 and the
- * client's createUppySigner (the bundle uppy6.test.js serves at /uppy6/uppy6.mjs). */
+ * client's createUppySigner (the bundle uppy6.test.js serves at /uppy6/uppy6.mjs). The
+ * Uppy pages are opened with `uppyPage` (below). */
 export async function testPage(t, browser, server, name) {
   const opened = await openPage(t, browser, server.url(`/pages/${name}`, { api: API }));
   await opened.page.waitForFunction(() => window.ready);
@@ -173,6 +175,87 @@ export function record(page) {
 export function routeParts(page, handler) {
   const match = (url) => url.origin === STORE && url.searchParams.has("partNumber");
   return page.route(match, (route) => handler(route, Number(new URL(route.request().url()).searchParams.get("partNumber"))));
+}
+
+/** Lets part 1's PUT through and holds every other part PUT (in flight, never answered) in
+ * `held`, until `release()` drops the route and aborts them. */
+export async function holdPartsAfterFirst(page) {
+  const held = [];
+  await routeParts(page, (route, n) => (n === 1 ? route.continue() : held.push(route)));
+  const release = async () => {
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+    for (const route of held) await route.abort().catch(() => {});
+  };
+  return { held, release };
+}
+
+/** Calls `probe()` (sync or async) every `every` ms until it gives something truthy, and
+ * resolves with that; throws once `ms` have passed, saying `describe()`. */
+export async function eventually(probe, { ms = 10_000, every = 20, describe = () => `not true: ${probe}` } = {}) {
+  for (const t0 = Date.now(); ; ) {
+    const got = await probe();
+    if (got) return got;
+    if (Date.now() - t0 > ms) throw new Error(`after ${ms} ms: ${describe()}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+// ---- Uppy pages (pages/uppy.html: Uppy 5; pages/uppy6.html: Uppy 6) ----
+// Each page has one function of its own, `startUppy(opts)`: Uppy set up as an app sets it
+// up, as `window.uppy`. What the tests do with it is the same for both, so it is here.
+
+/** The Uppy page `name` for a fresh owner: `startUppy({ token, ...opts })` made
+ * `window.uppy`, and what it emits lands in `window.events`: `{ type: "success", name, body,
+ * uploadURL }` and `{ type: "error", name, message, code }`. */
+export async function uppyPage(t, browser, server, name, label, opts = {}) {
+  const opened = await testPage(t, browser, server, name);
+  const { owner, token } = newOwner(label);
+  await opened.page.evaluate((o) => {
+    startUppy(o);
+    const events = (window.events = []);
+    uppy.on("upload-success", (f, res) => events.push({ type: "success", name: f.name, body: res.body, uploadURL: res.uploadURL }));
+    uppy.on("upload-error", (f, e) => events.push({ type: "error", name: f?.name, message: e.message, code: e.code }));
+  }, { token, ...opts });
+  return { ...opened, owner, token };
+}
+
+/** Serves `bytes` at /data/<name> and adds them to the page's Uppy as a File (`type` "":
+ * Uppy guesses from the extension); resolves with the Uppy file id. */
+export function addToUppy(page, server, name, bytes, type = "") {
+  server.file(`/data/${name}`, bytes);
+  return page.evaluate(async ([n, ty]) => {
+    const blob = await (await fetch(`/data/${n}`)).blob();
+    return uppy.addFile({ name: n, data: new File([blob], n, { type: ty, lastModified: 1_700_000_000_000 }), source: "test" });
+  }, [name, type]);
+}
+
+/** `uppy.upload()` in the page: how long it took, the names of the files that made it
+ * (sorted), and the `{ name, error }` of those that did not (in Uppy's order). */
+export function uppyUpload(page) {
+  return page.evaluate(async () => {
+    const t0 = performance.now();
+    const r = await uppy.upload();
+    return {
+      ms: performance.now() - t0,
+      ok: r.successful.map((f) => f.name).sort(),
+      failed: r.failed.map((f) => ({ name: f.name, error: `${f.error}` })),
+    };
+  });
+}
+
+/** Adds a 12 MiB file, holds its part PUTs but the first, starts the upload and resolves once
+ * part 1 is in the store, with the file's bytes, its Uppy id, its upload id, and `release()`
+ * (of the held part PUTs). */
+export async function uppyMidMultipart(page, server, recorder, name) {
+  const bytes = makeFile(12 * MiB).bytes;
+  const id = await addToUppy(page, server, name, bytes, "application/octet-stream");
+  const { release } = await holdPartsAfterFirst(page);
+  const part1 = recorder.next((e) => e.part === 1 && e.status === 200);
+  await page.evaluate(() => void uppy.upload());
+  await part1;
+  const uploadId = await page.evaluate((fid) => uppy.getFile(fid).s3Multipart?.uploadId, id);
+  assert.ok(uploadId, "Uppy keeps the broker's upload id");
+  return { bytes, id, uploadId, release };
 }
 
 export function artifact(name) {

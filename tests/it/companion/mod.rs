@@ -56,28 +56,31 @@ async fn params(app: &TestApp, token: &str, filename: &str, ty: &str, meta: &[(&
 
 /// Form encoding as `URLSearchParams` writes it (space as `+`).
 fn serde_urlencoded_pairs(pairs: &[(String, String)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => (b as char).to_string(),
-                b' ' => "+".to_owned(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
+    let enc = |s: &str| percent_encode(s, b"*-._", true);
     pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 /// `encodeURIComponent`, for `?key=`.
 fn uri_component(s: &str) -> String {
+    percent_encode(s, b"-_.!~*'()", false)
+}
+
+/// Percent-encoding as JavaScript writes it: ASCII letters, digits and the `unreserved` bytes
+/// as they are, a space as `+` when `plus_for_space`, every other byte as `%XX`.
+fn percent_encode(s: &str, unreserved: &[u8], plus_for_space: bool) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' => {
-                (b as char).to_string()
-            }
+            b if b.is_ascii_alphanumeric() || unreserved.contains(&b) => (b as char).to_string(),
+            b' ' if plus_for_space => "+".to_owned(),
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `createMultipartUpload`: `POST s3/multipart` with `{filename, type, metadata}`.
+async fn create_multipart(app: &TestApp, token: &str, filename: &str, ty: &str, metadata: Value) -> Call {
+    let body = json!({"filename": filename, "type": ty, "metadata": metadata});
+    uppy(app, Method::POST, "s3/multipart", Some(token), Some(body)).await
 }
 
 /// Uppy's `uploadPartBytes`: the method and URL, every returned header, the raw body.
@@ -95,15 +98,23 @@ async fn send_bytes(app: &TestApp, signed: &Value, body: Vec<u8>) -> reqwest::Re
     req.body(body).send().await.expect("the store answers")
 }
 
-/// Polls until the upload's status is `want` (no timing is asserted: the bound is generous).
-async fn wait_for_status(app: &TestApp, id: &str, want: &str) {
+/// Polls `done` every 0.1 s until it holds, 600 times at most (no timing is asserted: the
+/// bound is generous); whether it came to hold.
+async fn eventually(mut done: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..600 {
-        if app.upload_status(id).await == want {
-            return;
+        if done().await {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("upload {id} never became {want} (is {})", app.upload_status(id).await);
+    false
+}
+
+/// Polls until the upload's status is `want`.
+async fn wait_for_status(app: &TestApp, id: &str, want: &str) {
+    if !eventually(async || app.upload_status(id).await == want).await {
+        panic!("upload {id} never became {want} (is {})", app.upload_status(id).await);
+    }
 }
 
 async fn asset_of(app: &TestApp, id: &str) -> (i64, Value) {
@@ -184,13 +195,9 @@ async fn without_a_size_the_profile_max_is_reserved_and_settled_to_the_stored_si
     let big_id = big.body["uploadId"].as_str().unwrap().to_owned();
     assert_eq!(send_bytes(&app, &big.body, bytes(1001, 2)).await.status(), 200);
     wait_for_status(&app, &big_id, "failed").await;
-    for _ in 0..600 {
-        if app.object(big.body["key"].as_str().unwrap()).await.is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(app.object(big.body["key"].as_str().unwrap()).await, None, "the oversized object is deleted");
+    let big_key = big.body["key"].as_str().unwrap();
+    eventually(async || app.object(big_key).await.is_none()).await;
+    assert_eq!(app.object(big_key).await, None, "the oversized object is deleted");
     assert_eq!(app.usage_row("bob").await, (10, 1, 0, 0));
 }
 
@@ -200,14 +207,7 @@ async fn removing_a_file_mid_upload_aborts_it_and_releases_the_reservation() {
     let token = app.token("erin");
     let data = bytes(6 * MIB, 4);
     let metadata = json!({"size": data.len().to_string()});
-    let created = uppy(
-        &app,
-        Method::POST,
-        "s3/multipart",
-        Some(&token),
-        Some(json!({"filename": "a.bin", "type": "application/octet-stream", "metadata": metadata})),
-    )
-    .await;
+    let created = create_multipart(&app, &token, "a.bin", "application/octet-stream", metadata).await;
     assert_eq!(created.status, 200, "{:#}", created.body);
     let (id, key) = (created.body["uploadId"].as_str().unwrap(), created.body["key"].as_str().unwrap());
     let k = uri_component(key);
@@ -231,14 +231,7 @@ async fn removing_a_file_mid_upload_aborts_it_and_releases_the_reservation() {
 async fn another_owners_upload_id_is_404_everywhere() {
     let app = app().await;
     let metadata = json!({"size": (6 * MIB).to_string()});
-    let created = uppy(
-        &app,
-        Method::POST,
-        "s3/multipart",
-        Some(&app.token("frank")),
-        Some(json!({"filename": "a.bin", "type": "application/octet-stream", "metadata": metadata})),
-    )
-    .await;
+    let created = create_multipart(&app, &app.token("frank"), "a.bin", "application/octet-stream", metadata).await;
     let (id, key) = (created.body["uploadId"].as_str().unwrap(), created.body["key"].as_str().unwrap());
     let k = uri_component(key);
     let other = app.token("mallory");
@@ -268,8 +261,7 @@ async fn a_tampered_key_query_is_ignored_the_upload_id_alone_names_the_upload() 
         let (app, token) = (&app, &token);
         async move {
             let metadata = json!({"size": (6 * MIB).to_string()});
-            let body = json!({"filename": name, "type": "application/octet-stream", "metadata": metadata});
-            let c = uppy(app, Method::POST, "s3/multipart", Some(token), Some(body)).await;
+            let c = create_multipart(app, token, name, "application/octet-stream", metadata).await;
             assert_eq!(c.status, 200, "{:#}", c.body);
             (c.body["uploadId"].as_str().unwrap().to_owned(), c.body["key"].as_str().unwrap().to_owned())
         }

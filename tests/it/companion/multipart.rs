@@ -11,14 +11,7 @@ async fn multipart_goes_create_sign_list_complete_to_an_asset() {
 
     // createMultipartUpload: `{filename, type, metadata}`
     let metadata = json!({"name": "v.mp4", "type": "video/mp4", "size": size, "album": "trip"});
-    let created = uppy(
-        &app,
-        Method::POST,
-        "s3/multipart",
-        Some(&token),
-        Some(json!({"filename": "v.mp4", "type": "video/mp4", "metadata": metadata})),
-    )
-    .await;
+    let created = create_multipart(&app, &token, "v.mp4", "video/mp4", metadata).await;
     assert_eq!(created.status, 200, "{:#}", created.body);
     let id = created.body["uploadId"].as_str().unwrap().to_owned();
     let key = created.body["key"].as_str().unwrap().to_owned();
@@ -64,14 +57,11 @@ async fn multipart_goes_create_sign_list_complete_to_an_asset() {
 
     // completeMultipartUpload: `{parts: [{ETag, PartNumber}]}`, ETags quoted as received.
     let parts: Vec<Value> = etags.iter().enumerate().map(|(i, e)| json!({"ETag": e, "PartNumber": i + 1})).collect();
-    let done = uppy(
-        &app,
-        Method::POST,
-        &format!("s3/multipart/{id}/complete?key={k}"),
-        Some(&token),
-        Some(json!({"parts": parts})),
-    )
-    .await;
+    let complete = async || {
+        let body = json!({"parts": parts});
+        uppy(&app, Method::POST, &format!("s3/multipart/{id}/complete?key={k}"), Some(&token), Some(body)).await
+    };
+    let done = complete().await;
     assert_eq!(done.status, 200, "{:#}", done.body);
     let location = format!("{}/{}/{key}", crate::support::env("R2B_TEST_S3_ENDPOINT"), app.bucket);
     assert_eq!(done.body["location"], location.as_str());
@@ -86,14 +76,7 @@ async fn multipart_goes_create_sign_list_complete_to_an_asset() {
     // A retry after a lost answer: listParts names every part, complete gives the same asset.
     let listed = uppy(&app, Method::GET, &format!("s3/multipart/{id}?key={k}"), Some(&token), None).await;
     assert_eq!(listed.body.as_array().map(Vec::len), Some(3), "{:#}", listed.body);
-    let again = uppy(
-        &app,
-        Method::POST,
-        &format!("s3/multipart/{id}/complete?key={k}"),
-        Some(&token),
-        Some(json!({"parts": parts})),
-    )
-    .await;
+    let again = complete().await;
     assert_eq!(again.status, 200, "{:#}", again.body);
     assert_eq!(again.body["asset_id"], done.body["asset_id"]);
     assert_eq!(app.usage_row("carol").await, (data.len() as i64, 1, 0, 0));
