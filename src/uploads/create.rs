@@ -188,7 +188,7 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
     // leave a reservation behind.
     let (url, headers, fields) = match spec.method {
         UploadMethod::Put => {
-            let p = state.store.presigner.put_object_of(
+            let p = state.store.presigner.put_object(
                 &key,
                 ct,
                 spec.size_declared.then_some(size),

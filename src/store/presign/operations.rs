@@ -10,27 +10,12 @@ impl Presigner {
     /// Presigned `PutObject`. Signs `host`, `content-length`, `content-type`,
     /// `x-amz-meta-upload-id`, `if-none-match: *` and, when given,
     /// `x-amz-checksum-sha256` (base64 of the SHA-256 digest): the store itself refuses
-    /// another size, type or body, and a second write of the key.
+    /// another size, type or body, and a second write of the key. With `content_length`
+    /// None, no `content-length` is signed: the store then takes a body of any size, and
+    /// the broker checks the stored size with HeadObject before it records anything (an
+    /// Uppy upload whose client declared no size).
     #[allow(clippy::too_many_arguments)]
     pub fn put_object(
-        &self,
-        key: &str,
-        content_type: &str,
-        content_length: u64,
-        upload_id: &str,
-        checksum_sha256: Option<&str>,
-        expires_in: Duration,
-        now: SystemTime,
-    ) -> Result<PresignedRequest, PresignError> {
-        self.put_object_of(key, content_type, Some(content_length), upload_id, checksum_sha256, expires_in, now)
-    }
-
-    /// `put_object`, or, with `content_length` None, the same without a signed
-    /// `content-length`: the store then takes a body of any size, and the broker checks the
-    /// stored size with HeadObject before it records anything (an Uppy upload whose client
-    /// declared no size).
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_object_of(
         &self,
         key: &str,
         content_type: &str,

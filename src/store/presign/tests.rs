@@ -91,7 +91,7 @@ async fn put_object_matches_sdk() {
                                 .presigned(cfg(t, d))
                                 .await
                                 .unwrap();
-                            let mine = p.put_object(key, ct, len, UPLOAD_ID, sum, d, t).unwrap();
+                            let mine = p.put_object(key, ct, Some(len), UPLOAD_ID, sum, d, t).unwrap();
                             assert_same(&sdk, &mine);
                             let signed = if sum.is_some() {
                                 "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-sha256%3Bx-amz-meta-upload-id&"
@@ -128,7 +128,7 @@ async fn put_object_without_a_length_matches_sdk() {
                     .presigned(cfg(t, d))
                     .await
                     .unwrap();
-                let mine = p.put_object_of(key, "image/png", None, UPLOAD_ID, None, d, t).unwrap();
+                let mine = p.put_object(key, "image/png", None, UPLOAD_ID, None, d, t).unwrap();
                 assert_same(&sdk, &mine);
                 assert!(
                     mine.url
@@ -266,11 +266,11 @@ fn signing_key_cache_follows_the_day() {
     let d = Duration::from_secs(60);
     let first: Vec<_> = [a, b, c, a, c]
         .iter()
-        .map(|&t| p.put_object(KEYS[0], "image/png", 1, UPLOAD_ID, None, d, t).unwrap())
+        .map(|&t| p.put_object(KEYS[0], "image/png", Some(1), UPLOAD_ID, None, d, t).unwrap())
         .collect();
     for (i, &t) in [a, b, c, a, c].iter().enumerate() {
         let fresh = presigner(LOCAL);
-        assert_eq!(fresh.put_object(KEYS[0], "image/png", 1, UPLOAD_ID, None, d, t).unwrap(), first[i]);
+        assert_eq!(fresh.put_object(KEYS[0], "image/png", Some(1), UPLOAD_ID, None, d, t).unwrap(), first[i]);
     }
     // The cached key is aws-sigv4's key for the day.
     let stamp = Stamp::new(c).unwrap();
@@ -299,8 +299,9 @@ fn rejects_bad_input() {
     let p = presigner(R2);
     let t = times()[0];
     let h = Duration::from_secs(3600);
-    let put =
-        |key: &str, ct: &str, id: &str, sum: Option<&str>, d: Duration| p.put_object(key, ct, 1, id, sum, d, t).err();
+    let put = |key: &str, ct: &str, id: &str, sum: Option<&str>, d: Duration| {
+        p.put_object(key, ct, Some(1), id, sum, d, t).err()
+    };
     use PresignError::*;
     assert_eq!(put("k", "a/b", "id", None, Duration::ZERO), Some(InvalidExpiry));
     assert_eq!(put("k", "a/b", "id", None, Duration::from_millis(999)), Some(InvalidExpiry));

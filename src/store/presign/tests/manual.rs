@@ -13,10 +13,10 @@ fn bench_presign() {
     let t = times()[0];
     let d = Duration::from_secs(3600);
     let key = KEYS[0];
-    let _ = p.put_object(key, "image/heic", 3_481_923, UPLOAD_ID, Some(SHA), d, t);
+    let _ = p.put_object(key, "image/heic", Some(3_481_923), UPLOAD_ID, Some(SHA), d, t);
     let start = std::time::Instant::now();
     for i in 0..N {
-        let r = p.put_object(key, "image/heic", 3_481_923 + u64::from(i), UPLOAD_ID, Some(SHA), d, t).unwrap();
+        let r = p.put_object(key, "image/heic", Some(3_481_923 + u64::from(i)), UPLOAD_ID, Some(SHA), d, t).unwrap();
         std::hint::black_box(r);
     }
     let put = start.elapsed().as_nanos() / u128::from(N);
@@ -95,13 +95,14 @@ async fn live_s3s_fs() {
     let sum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
 
     // PUT with every signed header: 200; a second PUT of the key: 412.
-    let put =
-        p.put_object(&key, "text/plain; charset=utf-8", body.len() as u64, UPLOAD_ID, Some(&sum), d, now).unwrap();
+    let put = p
+        .put_object(&key, "text/plain; charset=utf-8", Some(body.len() as u64), UPLOAD_ID, Some(&sum), d, now)
+        .unwrap();
     assert_eq!(curl::send(&put, &body).0, 200);
     assert_eq!(curl::send(&put, &body).0, 412);
     // Another size, type or body is refused by the store.
     let key2 = format!("live/{run}/b.txt");
-    let put2 = p.put_object(&key2, "text/plain", body.len() as u64, UPLOAD_ID, Some(&sum), d, now).unwrap();
+    let put2 = p.put_object(&key2, "text/plain", Some(body.len() as u64), UPLOAD_ID, Some(&sum), d, now).unwrap();
     let mut wrong_type = put2.clone();
     wrong_type.headers[1].1 = "text/html".into();
     assert_eq!(curl::send(&wrong_type, &body).0, 403);
