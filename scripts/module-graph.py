@@ -40,9 +40,8 @@ for f in sorted(src.rglob("*.rs")):
             else:
                 item += ch
     for t in targets:
-        if t != node and (src / f"{t}.rs").exists() or (src / t).is_dir():
-            if t != node:
-                edges.setdefault(node, set()).add(t)
+        if t != node and ((src / f"{t}.rs").exists() or (src / t).is_dir()):
+            edges.setdefault(node, set()).add(t)
 
 for a in sorted(edges):
     print(f"{a} -> {', '.join(sorted(edges[a]))}")
