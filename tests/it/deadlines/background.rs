@@ -72,10 +72,7 @@ async fn deadline_a_reaper_pass_cut_by_a_frozen_database_leaves_nothing_locked_o
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!(
-        "deadline figures (reaper pass abandoned, 1 s / 1 s): row unlocked {:?} after the pass",
-        t0.elapsed()
-    );
+    eprintln!("deadline figures (reaper pass abandoned, 1 s / 1 s): row unlocked {:?} after the pass", t0.elapsed());
     assert_eq!(app.count(cleaned).await, 0, "nothing committed");
     db(&app).restore();
     assert_nothing_half_written(&app).await;
