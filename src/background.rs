@@ -6,9 +6,9 @@
 //! each row is worked on outside any transaction, a few at a time, each within a bound.
 //! The lease covers the whole batch, so no other replica takes a row still being worked
 //! on. A worker that dies mid-batch leaves its rows leased; they come due again when the
-//! lease runs out. The lease is also the backoff after a failure: the row is not touched
-//! again until then, which needs no statement (so it holds when the database is what
-//! failed) and keeps a failing row from being re-claimed by the next batch of the same pass.
+//! lease runs out. A row left alone after a failure waits out its lease too: that is its
+//! backoff, which needs no statement (so it holds when the database is what failed) and
+//! keeps a failing row from being re-claimed by the next batch of the same pass.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -58,6 +58,19 @@ pub(crate) enum Item<O> {
     Skipped,
 }
 
+/// What one row's outcome means for the rest of the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Handled, whatever the outcome.
+    Handled,
+    /// The work failed on this row; when every row of a batch fails, the pass ends (the
+    /// next batch would most likely fail the same way).
+    Failed,
+    /// The store (or database) did not answer: the pass ends, and rows not yet tried are
+    /// skipped.
+    Unavailable,
+}
+
 impl Batches {
     /// Seconds a claim holds its rows: every round of the batch at its bound, plus the
     /// claim itself.
@@ -66,16 +79,15 @@ impl Batches {
         (self.bound * rounds + db.timeout()).as_secs_f64()
     }
 
-    /// Claims batches with `claim(size, lease_secs)` until one comes back short, the pass
-    /// has run `max` of them, or a dependency was found unavailable; runs `work` on each row
-    /// and hands every row's [`Item`] to `record`. `unavailable` tells from an outcome that
-    /// the store (or database) did not answer, which, like a timeout, ends the pass.
+    /// Claims batches with `claim(size, lease_secs)`, runs `work` on each row and hands
+    /// every row's [`Item`] to `record`, until a claim comes back short, the pass has run
+    /// `max` of them, or `judge` ends it (a timeout counts as [`Verdict::Unavailable`]).
     pub async fn run<T, O, CF, WF>(
         &self,
         db: &Db,
         mut claim: impl FnMut(i64, f64) -> CF,
         work: impl Fn(T) -> WF,
-        unavailable: impl Fn(&O) -> bool,
+        judge: impl Fn(&O) -> Verdict,
         mut record: impl FnMut(Item<O>),
     ) -> Result<(), DbError>
     where
@@ -89,7 +101,7 @@ impl Batches {
             let claimed = rows.len() as i64;
             let items: Vec<Item<O>> = futures_util::stream::iter(rows)
                 .map(|row| {
-                    let (work, unavailable, down) = (&work, &unavailable, &down);
+                    let (work, judge, down) = (&work, &judge, &down);
                     async move {
                         if down.load(Ordering::Relaxed) {
                             return Item::Skipped;
@@ -98,7 +110,9 @@ impl Batches {
                             Ok(o) => Item::Done(o),
                             Err(_) => Item::TimedOut,
                         };
-                        if matches!(&item, Item::TimedOut) || matches!(&item, Item::Done(o) if unavailable(o)) {
+                        if matches!(&item, Item::TimedOut)
+                            || matches!(&item, Item::Done(o) if judge(o) == Verdict::Unavailable)
+                        {
                             down.store(true, Ordering::Relaxed);
                         }
                         item
@@ -107,8 +121,9 @@ impl Batches {
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
+            let handled = items.iter().any(|i| matches!(i, Item::Done(o) if judge(o) == Verdict::Handled));
             items.into_iter().for_each(&mut record);
-            if claimed < self.size || down.load(Ordering::Relaxed) {
+            if claimed < self.size || down.load(Ordering::Relaxed) || !handled {
                 break;
             }
         }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::background::{Batches, Item};
+use crate::background::{Batches, Item, Verdict};
 use crate::error::Error;
 use crate::state::AppState;
 use crate::uploads::complete::{self, CompleteRequest, Completed};
@@ -108,8 +108,12 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     };
     let claim = |size, lease| crate::db::confirm::claim_due(&state.db, size, lease);
     let work = |(owner, id)| check(state, owner, id);
-    let unavailable = |o: &Outcome| *o == Outcome::Error { unavailable: true };
-    batches(state).run(&state.db, claim, work, unavailable, record).await?;
+    let judge = |o: &Outcome| match o {
+        Outcome::Error { unavailable: true } => Verdict::Unavailable,
+        Outcome::Error { unavailable: false } => Verdict::Failed,
+        _ => Verdict::Handled,
+    };
+    batches(state).run(&state.db, claim, work, judge, record).await?;
     if report.confirmed + report.failed + report.expired + report.errors > 0 {
         tracing::info!(?report, "confirmer pass");
     }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::background::{Batches, Item};
+use crate::background::{Batches, Item, Verdict};
 use crate::db::uploads::UploadRow;
 use crate::error::Error;
 use crate::state::AppState;
@@ -57,8 +57,12 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
         }
         result
     };
-    let unavailable = |r: &Result<(), Error>| matches!(r, Err(Error::Unavailable { .. }));
-    cleanup(state).run(&state.db, claim, clean, unavailable, record).await?;
+    let judge = |r: &Result<(), Error>| match r {
+        Ok(()) => Verdict::Handled,
+        Err(Error::Unavailable { .. }) => Verdict::Unavailable,
+        Err(_) => Verdict::Failed,
+    };
+    cleanup(state).run(&state.db, claim, clean, judge, record).await?;
     for _ in 0..MAX_BATCHES {
         let n = crate::db::reaper::forget_keys(&state.db, 1000).await?;
         report.keys_forgotten += n;
