@@ -47,7 +47,7 @@ pub(crate) struct Batches {
 }
 
 /// What became of one claimed row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Item<O> {
     /// The work finished with this outcome.
     Done(O),
