@@ -1,7 +1,8 @@
 //! Request tracing (src/telemetry.rs): every line logged while serving a request, a
 //! workflow's included, carries the request's id (and its method and route pattern); each
 //! request ends with one access line under `r2_broker::access`, with method, route, status
-//! and duration; `RUST_LOG=info,r2_broker::access=off` turns only those off. Lines are
+//! and duration (and the owner once a handler recorded it); `RUST_LOG=info,r2_broker::access=off`
+//! turns only those off. Lines are
 //! captured as JSON from the same subscriber `telemetry::init` installs.
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -115,7 +116,9 @@ async fn a_requests_lines_carry_its_id_and_one_access_line_ends_it() {
 async fn serve_one(filter: &str) -> Vec<Value> {
     let buffer = Buffer::default();
     let _logging = tracing::subscriber::set_default(subscriber(filter, &buffer));
+    // As the handlers do once they know who is calling.
     let hello = || async {
+        tracing::Span::current().record("owner", "you");
         tracing::info!("hello from the handler");
         "hi"
     };
@@ -136,7 +139,9 @@ async fn rust_log_turns_the_access_lines_off_and_keeps_the_rest() {
     assert_eq!(served.len(), 2, "{on:#?}");
     assert_eq!(served[0]["fields"]["message"], "hello from the handler");
     assert_eq!(served[0]["span"]["route"], "/hello/{name}");
-    assert_eq!(access_lines(&served).len(), 1, "{on:#?}");
+    let access = access_lines(&served);
+    assert_eq!(access.len(), 1, "{on:#?}");
+    assert_eq!(access[0]["span"]["owner"], "you", "the owner a handler recorded is on the access line");
 
     let off = serve_one("info,r2_broker::access=off").await;
     let served = of_request(&off, "hello-1");
