@@ -20,25 +20,25 @@
 //! CompleteMultipartUpload, which the client's `complete` asks for (the reaper aborts
 //! abandoned ones).
 //!
-//! Several replicas may run it: intents are claimed in bounded batches with
-//! `FOR UPDATE SKIP LOCKED` and leased (db/confirm.rs), each check runs under a deadline
-//! within the lease, and every database and store call has its own deadline.
+//! Several replicas may run it: intents are claimed in leased batches (src/background.rs,
+//! db/confirm.rs), each check runs under a deadline within the lease, and every database
+//! and store call has its own deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use uuid::Uuid;
 
+use crate::background::{Batches, Item, Verdict};
 use crate::error::Error;
 use crate::state::AppState;
 use crate::uploads::complete::{self, CompleteRequest, Completed};
 
-const BATCH: i64 = 32;
-/// Checks in flight at once within a batch.
-const CONCURRENCY: usize = 8;
-/// Bounds one pass, so a backlog is worked off over several passes.
-const MAX_BATCHES: usize = 20;
+/// Claims of 32, 8 checks in flight at once, at most 20 claims a pass; each check within
+/// the time of HeadObject, then at most two store calls to clean up, and a few database
+/// calls.
+fn batches(state: &AppState) -> Batches {
+    Batches { size: 32, concurrency: 8, max: 20, bound: state.config.s3.timeout * 3 + state.db.timeout() * 4 }
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
@@ -94,67 +94,51 @@ impl Report {
     }
 }
 
-/// The longest one check may take: HeadObject, then at most two store calls to clean up,
-/// and a few database calls.
-fn check_bound(state: &AppState) -> Duration {
-    state.config.s3.timeout * 3 + state.db.timeout() * 4
-}
-
 /// One pass over the intents due for a check.
 pub async fn run_once(state: &AppState) -> Result<Report, Error> {
-    let bound = check_bound(state);
-    let rounds = (BATCH as usize).div_ceil(CONCURRENCY) as u32;
-    // Long enough for the whole batch, so no other replica takes a row still being checked.
-    let lease = (bound * rounds + state.db.timeout()).as_secs_f64();
-    let store_down = AtomicBool::new(false);
     let mut report = Report::default();
-    for _ in 0..MAX_BATCHES {
-        let due = crate::db::confirm::claim_due(&state.db, BATCH, lease).await?;
-        let claimed = due.len() as i64;
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(due)
-            .map(|(owner, id)| check(state, owner, id, bound, &store_down))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for o in outcomes {
-            report.add(o);
-            state.metrics.confirm_checks.with_label_values(&[o.label()]).inc();
-        }
-        if claimed < BATCH || store_down.load(Ordering::Relaxed) {
-            break;
-        }
-    }
+    let record = |item: Item<Outcome>| {
+        let o = match item {
+            Item::Done(o) => o,
+            Item::TimedOut => Outcome::Error { unavailable: true },
+            Item::Skipped => Outcome::Skipped,
+        };
+        report.add(o);
+        state.metrics.confirm_checks.with_label_values(&[o.label()]).inc();
+    };
+    let claim = |size, lease| crate::db::confirm::claim_due(&state.db, size, lease);
+    let work = |(owner, id)| check(state, owner, id);
+    let judge = |o: &Outcome| match o {
+        Outcome::Error { unavailable: true } => Verdict::Unavailable,
+        Outcome::Error { unavailable: false } => Verdict::Failed,
+        _ => Verdict::Handled,
+    };
+    batches(state).run(&state.db, claim, work, judge, record).await?;
     if report.confirmed + report.failed + report.expired + report.errors > 0 {
         tracing::info!(?report, "confirmer pass");
     }
     Ok(report)
 }
 
-async fn check(state: &AppState, owner: String, id: Uuid, bound: Duration, store_down: &AtomicBool) -> Outcome {
-    if store_down.load(Ordering::Relaxed) {
-        return Outcome::Skipped;
-    }
-    // Dropping a check midway is safe: each step of `complete` is one atomic statement or an
-    // idempotent store call, in the order the reaper can finish (uploads/mod.rs).
-    let outcome =
-        match tokio::time::timeout(bound, complete::complete(state, &owner, id, CompleteRequest::default())).await {
-            Err(_) => Outcome::Error { unavailable: true },
-            Ok(Ok(Completed::Created(asset))) => {
-                tracing::info!(upload_id = %id, asset_id = %asset.id, "upload confirmed without complete");
-                Outcome::Confirmed
-            }
-            Ok(Ok(Completed::Again(_)) | Err(Error::NotFound | Error::InvalidState(_))) => Outcome::DoneElsewhere,
-            Ok(Err(Error::ObjectMissing(_))) => Outcome::NotYet,
-            Ok(Err(Error::VerificationFailed(_))) => Outcome::Failed,
-            Ok(Err(Error::UploadExpired)) => Outcome::Expired,
-            Ok(Err(e)) => {
-                tracing::warn!(upload_id = %id, error = ?e, "confirmer check failed");
-                Outcome::Error { unavailable: matches!(e, Error::Unavailable { .. }) }
-            }
-        };
-    if outcome == (Outcome::Error { unavailable: true }) {
-        store_down.store(true, Ordering::Relaxed);
-    }
+/// One check (dropping it midway, at the bound, is safe: each step of `complete` is one
+/// atomic statement or an idempotent store call, in the order the reaper can finish,
+/// uploads/mod.rs), then the next one scheduled unless the store or database is down (the
+/// lease is the backoff then).
+async fn check(state: &AppState, owner: String, id: Uuid) -> Outcome {
+    let outcome = match complete::complete(state, &owner, id, CompleteRequest::default()).await {
+        Ok(Completed::Created(asset)) => {
+            tracing::info!(upload_id = %id, asset_id = %asset.id, "upload confirmed without complete");
+            Outcome::Confirmed
+        }
+        Ok(Completed::Again(_)) | Err(Error::NotFound | Error::InvalidState(_)) => Outcome::DoneElsewhere,
+        Err(Error::ObjectMissing(_)) => Outcome::NotYet,
+        Err(Error::VerificationFailed(_)) => Outcome::Failed,
+        Err(Error::UploadExpired) => Outcome::Expired,
+        Err(e) => {
+            tracing::warn!(upload_id = %id, error = ?e, "confirmer check failed");
+            Outcome::Error { unavailable: matches!(e, Error::Unavailable { .. }) }
+        }
+    };
     if matches!(outcome, Outcome::NotYet | Outcome::Error { unavailable: false }) {
         let (base, max) = (state.config.confirm_backoff.as_secs_f64(), state.config.confirm_backoff_max.as_secs_f64());
         if let Err(e) = crate::db::confirm::reschedule(&state.db, &owner, id, base, max).await {
@@ -167,5 +151,5 @@ async fn check(state: &AppState, owner: String, id: Uuid, bound: Duration, store
 
 /// The background loop; errors are logged and the next pass tries again.
 pub async fn run_forever(state: AppState, every: Duration) {
-    crate::reaper::repeat_passes("confirmer", every, || run_once(&state)).await
+    crate::background::repeat_passes("confirmer", every, || run_once(&state)).await
 }

@@ -9,6 +9,8 @@
 pub mod assets;
 /// JWT verification and the `Caller` extractor.
 pub mod auth;
+/// What the background workers share: the loop of passes, leased batches of rows.
+mod background;
 /// `r2-broker healthcheck`: the container health probe (plain HTTP over std).
 pub mod cli_healthcheck;
 /// Settings from flags / environment, validated into `Config`.

@@ -2,17 +2,28 @@
 //! the store still holds for ended intents (objects written but never completed,
 //! multipart uploads), and forgets idempotency keys after 24 hours. It runs in the
 //! background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
-//! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`).
+//! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`, and the rows
+//! being cleaned are leased: src/background.rs). Its times are compared in SQL (`now()`),
+//! so tests move rows' deadlines into the past rather than wait.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::background::{Batches, Item, Verdict};
+use crate::db::uploads::UploadRow;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// Expiry statements per pass, and intents each expires.
 const BATCH: i64 = 100;
 /// Bounds one pass, so a huge backlog is worked off over several passes.
 const MAX_BATCHES: usize = 50;
+
+/// Store cleanup: claims of 32 rows, 8 cleaned at once, at most 50 claims a pass; one row
+/// is at most two store calls and marking it cleaned. (Smaller claims than expiry's: the
+/// lease, which covers a whole claim, is also the wait before a failed row is retried.)
+fn cleanup(state: &AppState) -> Batches {
+    Batches { size: 32, concurrency: 8, max: MAX_BATCHES, bound: state.config.s3.timeout * 2 + state.db.timeout() }
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
@@ -32,39 +43,26 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
             break;
         }
     }
-    // Once the store is found unavailable, the rest of the pass leaves it alone: each call
-    // would wait out the store timeout while the batch's rows stay locked.
-    let store_down = AtomicBool::new(false);
-    // One row's cleanup: at most two store calls, with some slack.
-    let idle_bound = state.config.s3.timeout * 2 + state.db.timeout();
-    for _ in 0..MAX_BATCHES {
-        let (cleaned, failed) = crate::db::reaper::clean_batch(&state.db, BATCH, idle_bound, |row| {
-            let store_down = &store_down;
-            async move {
-                if store_down.load(Ordering::Relaxed) {
-                    return false;
-                }
-                let mut result = Ok(());
-                if let Some(mp) = &row.multipart_upload_id {
-                    result = state.store.abort_multipart(&row.key, mp).await;
-                }
-                if result.is_ok() {
-                    result = state.store.delete(&row.key).await;
-                }
-                if result.as_ref().is_err_and(crate::store::StoreError::is_unavailable) {
-                    store_down.store(true, Ordering::Relaxed);
-                }
-                result.is_ok()
-            }
-        })
-        .await?;
-        report.cleaned += cleaned;
-        report.clean_failures += failed;
-        // Stop when the batch was short, or when nothing could be cleaned (store down).
-        if cleaned + failed < BATCH || cleaned == 0 {
-            break;
+    // The workflows' own cleanup, on leased rows. A failed row keeps its lease: see
+    // src/background.rs for why the lease is the backoff.
+    let record = |item: Item<Result<(), Error>>| match item {
+        Item::Done(Ok(())) => report.cleaned += 1,
+        Item::Done(Err(_)) | Item::TimedOut | Item::Skipped => report.clean_failures += 1,
+    };
+    let claim = |size, lease| crate::db::reaper::claim_to_clean(&state.db, size, lease);
+    let clean = |row: UploadRow| async move {
+        let result = crate::uploads::clean_store(state, &row).await;
+        if let Err(e) = &result {
+            tracing::warn!(upload_id = %row.id, error = ?e, "reaper cleanup failed");
         }
-    }
+        result
+    };
+    let judge = |r: &Result<(), Error>| match r {
+        Ok(()) => Verdict::Handled,
+        Err(Error::Unavailable { .. }) => Verdict::Unavailable,
+        Err(_) => Verdict::Failed,
+    };
+    cleanup(state).run(&state.db, claim, clean, judge, record).await?;
     for _ in 0..MAX_BATCHES {
         let n = crate::db::reaper::forget_keys(&state.db, 1000).await?;
         report.keys_forgotten += n;
@@ -88,7 +86,7 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
 /// trims the rate limiter's table (a housekeeping chore on the same schedule).
 pub async fn run_forever(state: AppState, every: Duration) {
     let state = &state;
-    repeat_passes("reaper", every, move || async move {
+    crate::background::repeat_passes("reaper", every, move || async move {
         let result = run_once(state).await;
         if let Some(limiter) = &state.limiter {
             limiter.retain_recent();
@@ -96,19 +94,4 @@ pub async fn run_forever(state: AppState, every: Duration) {
         result
     })
     .await
-}
-
-/// The loop of a background worker (this reaper's, and the confirmer's): every `every`, one
-/// `pass`; a failed one is logged as `"<what> pass failed"` and the next tries again.
-pub(crate) async fn repeat_passes<R, F, Fut>(what: &'static str, every: Duration, mut pass: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<R, Error>>,
-{
-    loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = pass().await {
-            tracing::warn!(error = ?e, "{what} pass failed");
-        }
-    }
 }

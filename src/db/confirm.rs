@@ -2,7 +2,8 @@
 //! a HeadObject check, and schedule the next check. Claiming moves `next_check_at` past a
 //! lease in one short statement (`FOR UPDATE SKIP LOCKED`), so several replicas never check
 //! the same intent at once and no transaction stays open across store calls; a confirmer
-//! that dies mid-batch leaves rows that come due again when the lease ends.
+//! that dies mid-batch leaves rows that come due again when the lease ends (the batch loop
+//! is src/background.rs, shared with the reaper's store cleanup).
 
 use uuid::Uuid;
 

@@ -334,7 +334,6 @@ pub const ALL_STATEMENTS: &[&str] = &[
     assets::DELETE_ASSET,
     reaper::EXPIRE_DUE,
     reaper::CLAIM_TO_CLEAN,
-    reaper::SET_CLEANED,
     reaper::FORGET_KEYS,
     confirm::CLAIM_DUE,
     confirm::RESCHEDULE,

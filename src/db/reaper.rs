@@ -1,5 +1,7 @@
 //! The reaper's statements: small batches, `FOR UPDATE SKIP LOCKED` so several replicas
-//! can reap at once and each item is handled by exactly one of them.
+//! can reap at once and each item is handled by exactly one of them. Each is one short
+//! statement: store cleanup happens between them, on rows leased by [`claim_to_clean`]
+//! (src/background.rs), never inside a transaction.
 
 use super::uploads::UploadRow;
 use super::{Db, DbError};
@@ -22,56 +24,20 @@ pub async fn expire_due(db: &Db, batch: i64) -> Result<i64, DbError> {
     Ok(db.query_one(EXPIRE_DUE, &[&batch]).await?.get(0))
 }
 
-/// Ended intents whose store cleanup is still to do, locked for this transaction.
-pub const CLAIM_TO_CLEAN: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
-     checksum_sha256, metadata, multipart_upload_id, part_size, part_count, expires_at, complete_by, created_at, \
-     asset_id, false as cleaned, size_declared from uploads \
-     where status in ('aborted', 'expired', 'failed') and cleaned_at is null \
-     order by finished_at limit $1 for update skip locked";
+/// Up to $1 ended intents whose store cleanup is still to do and that no reaper holds,
+/// leased for $2 seconds (sql/V5). Every column, so the row reads as an [`UploadRow`].
+pub const CLAIM_TO_CLEAN: &str = "with due as ( \
+       select owner, id from uploads \
+        where status in ('aborted', 'expired', 'failed') and cleaned_at is null \
+          and (clean_lease_until is null or clean_lease_until < now()) \
+        order by finished_at limit $1 for update skip locked) \
+     update uploads u set clean_lease_until = now() + $2 * interval '1 second' \
+       from due where u.owner = due.owner and u.id = due.id \
+     returning u.*, false as cleaned";
 
-pub const SET_CLEANED: &str = "update uploads set cleaned_at = now() where owner = $1 and id = $2";
-
-/// Runs `clean` on each claimed row inside one transaction and marks the ones it cleaned.
-/// Rows stay locked meanwhile, so another reaper skips them.
-///
-/// The transaction spans store calls (each bounded by the store's own timeouts), so the
-/// deadline applies to each database step rather than to the whole batch. Any error or
-/// timeout drops the connection unreleased: it is closed and PostgreSQL rolls back, so the
-/// rows are claimed again by the next pass. `idle_bound` is the longest one `clean` may
-/// take: the server ends the transaction itself when it sits idle longer (a reaper that
-/// vanished behind a black-holed network would otherwise keep the rows locked until the
-/// server's TCP keepalive notices, two hours by default).
-pub async fn clean_batch<F, Fut>(
-    db: &Db,
-    batch: i64,
-    idle_bound: std::time::Duration,
-    mut clean: F,
-) -> Result<(i64, i64), DbError>
-where
-    F: FnMut(UploadRow) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let mut conn = db.checkout().await?;
-    let tx = db.bounded(conn.transaction()).await?;
-    let idle = format!("set local idle_in_transaction_session_timeout = {}", idle_bound.as_millis().max(1));
-    db.bounded(tx.batch_execute(&idle)).await?;
-    let claim = db.bounded(tx.prepare_cached(CLAIM_TO_CLEAN)).await?;
-    let set = db.bounded(tx.prepare_cached(SET_CLEANED)).await?;
-    let rows = db.bounded(tx.query(&claim, &[&batch])).await?;
-    let (mut cleaned, mut failed) = (0, 0);
-    for row in &rows {
-        let up = UploadRow::from_row(row)?;
-        let (owner, id) = (up.owner.clone(), up.id);
-        if clean(up).await {
-            db.bounded(tx.execute(&set, &[&owner, &id])).await?;
-            cleaned += 1;
-        } else {
-            failed += 1;
-        }
-    }
-    db.bounded(tx.commit()).await?;
-    conn.release();
-    Ok((cleaned, failed))
+pub async fn claim_to_clean(db: &Db, batch: i64, lease_secs: f64) -> Result<Vec<UploadRow>, DbError> {
+    let rows = db.query(CLAIM_TO_CLEAN, &[&batch, &lease_secs]).await?;
+    Ok(rows.iter().map(UploadRow::from_row).collect::<Result<_, _>>()?)
 }
 
 /// Forgets idempotency keys older than 24 hours, at most $1 at a time.

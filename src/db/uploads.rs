@@ -221,8 +221,8 @@ pub async fn set_multipart_id(db: &Db, owner: &str, id: Uuid, store_upload_id: &
 }
 
 /// The store no longer holds anything for this ended intent.
-pub const MARK_CLEANED: &str =
-    "update uploads set cleaned_at = now() where owner = $1 and id = $2 and cleaned_at is null";
+pub const MARK_CLEANED: &str = "update uploads set cleaned_at = now(), clean_lease_until = null \
+     where owner = $1 and id = $2 and cleaned_at is null";
 
 pub async fn mark_cleaned(db: &Db, owner: &str, id: Uuid) -> Result<(), DbError> {
     db.execute(MARK_CLEANED, &[&owner, &id]).await?;

@@ -1,5 +1,7 @@
 //! `x-request-id`: the client's own when it is 1 to 128 characters of
-//! `A-Z a-z 0-9 . _ : -`, a new UUID otherwise; echoed on every response.
+//! `A-Z a-z 0-9 . _ : -`, a new UUID otherwise; echoed on every response. The rest of the
+//! request runs inside its span (src/telemetry.rs), so every line logged while serving it
+//! carries the id.
 //!
 //! Mechanism: the middleware runs the rest of the request inside a tokio task-local
 //! (`REQUEST_ID.scope`). actix builds error responses (`ResponseError::error_response`)
@@ -12,6 +14,8 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,7 +42,19 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body();
+    let route = req.match_pattern();
+    // At error level, the highest: a span exists only when its level passes the filter, and
+    // the warnings and errors of a request must carry its id under `RUST_LOG=warn` too.
+    // `owner` and `upload_id` are filled in by the handlers (`Span::current().record`).
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = route.as_deref().unwrap_or("unmatched"),
+        owner = Empty,
+        upload_id = Empty,
+    );
+    let mut res = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span)).await?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }

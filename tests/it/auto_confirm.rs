@@ -102,7 +102,10 @@ async fn an_intent_whose_object_never_appears_is_checked_then_released_at_expiry
     wait_until(&app, id_of(&intent), "select next_check_at is null from uploads where id = $1").await;
     assert!(metric(&app, "broker_confirm_checks_total{outcome=\"not_yet\"}").await >= 1);
     assert_eq!(app.upload_status(id_of(&intent)).await, "pending");
-    wait_until(&app, id_of(&intent), "select complete_by < now() from uploads where id = $1").await;
+    // Past complete_by: moved into the past rather than waited for.
+    let past = "update uploads set expires_at = now() - interval '1 hour', complete_by = now() - interval '1 hour' \
+                where id = $1";
+    app.db.execute(past, &[&id_of(&intent).parse::<uuid::Uuid>().unwrap()]).await.unwrap();
 
     let report = r2_broker::reaper::run_once(&app.state).await.unwrap();
     assert_eq!(report.expired, 1, "{report:?}");

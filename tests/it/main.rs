@@ -20,5 +20,6 @@ mod ops;
 mod post_policy;
 mod quota;
 mod reaper;
+mod request_logs;
 mod slow_clients;
 mod uploads_put;

@@ -1,8 +1,9 @@
 //! The reaper: one pass expires what is due (quota released, multipart aborted, stray
-//! objects deleted) and nothing else; two reapers at once handle each item once; old
-//! idempotency keys are forgotten; `r2-broker reap` runs a pass and exits.
-
-use std::time::Duration;
+//! objects deleted) and nothing else; two reapers at once handle each item once; a row
+//! another reaper holds (a live lease) is left alone and one whose lease ran out is taken
+//! again; a store failure leaves the row to a later pass; old idempotency keys are
+//! forgotten; `r2-broker reap` runs a pass and exits. Deadlines and leases are compared
+//! with the database's `now()`: tests move them into the past instead of waiting.
 
 use r2_broker::reaper::{Report, run_once};
 use serde_json::{Value, json};
@@ -62,8 +63,15 @@ async fn one_pass_expires_what_is_due_and_leaves_no_reservation_upload_or_stray_
     assert_eq!(app.store_parts(mp_key, &store_id).await, [1]);
     assert_eq!(app.usage_row("re").await, (0, 0, 7 + 2 + 3 + 100, 4));
 
-    // Past expires_at + complete_grace for the short ones.
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // Past expires_at + complete_grace for the short ones: their deadlines move an hour back.
+    app.db
+        .execute(
+            "update uploads set expires_at = now() - interval '1 hour', complete_by = now() - interval '1 hour' \
+             where profile = 'short'",
+            &[],
+        )
+        .await
+        .unwrap();
     let report = run_once(&app.state).await.expect("a reaper pass");
 
     assert_eq!(report, Report { expired: 3, cleaned: 3, clean_failures: 0, keys_forgotten: 0 });
@@ -109,6 +117,86 @@ async fn two_reapers_at_once_handle_each_intent_exactly_once() {
         assert_eq!(app.usage_row(owner).await, (0, 0, 0, 0), "{owner}: released exactly once");
     }
     assert_eq!(app.count("select count(*) from uploads where status = 'expired' and cleaned_at is not null").await, 30);
+    assert!(app.keys().await.is_empty(), "{:?}", app.keys().await);
+}
+
+/// Where a row's cleanup stands: cleaned, and whether a reaper's lease on it is live.
+async fn clean_state(app: &TestApp, intent: &Value) -> (bool, Option<bool>) {
+    let sql = "select cleaned_at is not null, clean_lease_until > now() from uploads where id = $1";
+    let row = app.db.query_one(sql, &[&uuid(intent)]).await.unwrap();
+    (row.get(0), row.get(1))
+}
+
+async fn set_lease(app: &TestApp, intent: &Value, until: &str) {
+    let sql = format!("update uploads set clean_lease_until = {until} where id = $1");
+    app.db.execute(&sql, &[&uuid(intent)]).await.unwrap();
+}
+
+fn key(intent: &Value) -> &str {
+    intent["key"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_row_another_reaper_holds_is_left_alone_until_its_lease_runs_out() {
+    let app = app().await;
+    let body = |name: &str| json!({"filename": name, "content_type": "text/plain", "size": 2});
+    let (held, dropped) = (create(&app, "rl", body("h.txt")).await, create(&app, "rl", body("d.txt")).await);
+    for intent in [&held, &dropped] {
+        assert_eq!(app.put_to(intent, b"hi".to_vec()).await.status(), 200);
+    }
+    make_all_due(&app).await;
+    // One reaper is still working on `held`; the one that took `dropped` died long ago.
+    set_lease(&app, &held, "now() + interval '1 hour'").await;
+    set_lease(&app, &dropped, "now() - interval '1 second'").await;
+
+    let report = run_once(&app.state).await.unwrap();
+    assert_eq!(report, Report { expired: 2, cleaned: 1, clean_failures: 0, keys_forgotten: 0 });
+    assert_eq!(clean_state(&app, &dropped).await, (true, None), "cleaned, lease cleared");
+    assert_eq!(app.object(key(&dropped)).await, None);
+    assert_eq!(clean_state(&app, &held).await, (false, Some(true)), "left to the reaper holding it");
+    assert!(app.object(key(&held)).await.is_some());
+
+    // Another pass while the lease is live: still nothing to do.
+    assert_eq!(run_once(&app.state).await.unwrap(), Report::default());
+    assert_eq!(clean_state(&app, &held).await, (false, Some(true)));
+    assert!(app.object(key(&held)).await.is_some());
+
+    // The holder died: once its lease has run out, the next pass takes the row.
+    set_lease(&app, &held, "now() - interval '1 second'").await;
+    let report = run_once(&app.state).await.unwrap();
+    assert_eq!(report, Report { expired: 0, cleaned: 1, clean_failures: 0, keys_forgotten: 0 });
+    assert_eq!(clean_state(&app, &held).await, (true, None));
+    assert!(app.keys().await.is_empty(), "{:?}", app.keys().await);
+    assert_eq!(app.usage_row("rl").await, (0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_store_failure_leaves_the_row_leased_and_a_pass_after_the_lease_cleans_it() {
+    let app = TestApp::spawn_with(TestOptions { s3_proxy: true, ..Default::default() }).await;
+    let store = app.s3_proxy.as_ref().unwrap();
+    let intent = create(&app, "rf", json!({"filename": "f.txt", "content_type": "text/plain", "size": 4})).await;
+    assert_eq!(app.put_to(&intent, b"data".to_vec()).await.status(), 200);
+    make_all_due(&app).await;
+
+    store.cut();
+    let report = run_once(&app.state).await.unwrap();
+    assert_eq!(report, Report { expired: 1, cleaned: 0, clean_failures: 1, keys_forgotten: 0 });
+    assert_eq!(app.upload_status(intent["upload_id"].as_str().unwrap()).await, "expired");
+    assert_eq!(app.usage_row("rf").await, (0, 0, 0, 0), "released even though the store is down");
+    assert_eq!(clean_state(&app, &intent).await, (false, Some(true)), "not cleaned, still leased");
+    assert!(app.object(key(&intent)).await.is_some(), "the object is still in the bucket");
+
+    // The store is back, but the lease is the backoff: a pass right away leaves the row.
+    store.restore();
+    assert_eq!(run_once(&app.state).await.unwrap(), Report::default());
+    assert_eq!(clean_state(&app, &intent).await, (false, Some(true)));
+    assert!(app.object(key(&intent)).await.is_some());
+
+    set_lease(&app, &intent, "now() - interval '1 second'").await;
+    let report = run_once(&app.state).await.unwrap();
+    assert_eq!(report, Report { expired: 0, cleaned: 1, clean_failures: 0, keys_forgotten: 0 });
+    assert_eq!(clean_state(&app, &intent).await, (true, None), "cleaned, lease cleared");
+    assert_eq!(app.object(key(&intent)).await, None);
     assert!(app.keys().await.is_empty(), "{:?}", app.keys().await);
 }
 
