@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::db::assets::AssetRow;
 use crate::error::Error;
-use crate::profiles::{ContentType, MAX_URL_TTL_SECS};
+use crate::limits::MAX_URL_TTL_SECS;
+use crate::profiles::ContentType;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,7 +233,7 @@ fn check_expires_in(expires_in: Option<i64>) -> Result<Option<u64>, Error> {
     match expires_in {
         None => Ok(None),
         Some(s) if (1..=MAX_URL_TTL_SECS as i64).contains(&s) => Ok(Some(s as u64)),
-        Some(_) => Err(Error::invalid("expires_in: must be 1 to 604800 seconds")),
+        Some(_) => Err(Error::invalid(format!("expires_in: must be 1 to {MAX_URL_TTL_SECS} seconds"))),
     }
 }
 

@@ -25,6 +25,8 @@ pub mod error;
 pub mod http;
 /// Object key construction.
 pub mod keys;
+/// The S3 / R2 limits (sizes, part counts, key length, URL lifetime).
+pub mod limits;
 /// Giving freed memory back to the kernel after bursts.
 pub mod memory;
 /// Prometheus metrics.

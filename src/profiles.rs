@@ -5,15 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub const MIB: u64 = 1024 * 1024;
-/// S3 / R2 multipart limits.
-pub const MIN_PART_SIZE: u64 = 5 * MIB;
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
-pub const MAX_PARTS: u64 = 10_000;
-/// S3's largest object (R2 is slightly below: its parts rule keeps us under anyway).
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * MIB;
-/// Presigned URLs cannot live longer than 7 days (SigV4).
-pub const MAX_URL_TTL_SECS: u64 = 604_800;
+use crate::limits::{GIB, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MAX_URL_TTL_SECS, MIB, MIN_PART_SIZE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,7 +243,7 @@ impl Profile {
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
             return Err(ctx("part_size must be between 5 MiB and 5 GiB".into()));
         }
-        let max_size = t.max_size.unwrap_or(5 * 1024 * MIB);
+        let max_size = t.max_size.unwrap_or(5 * GIB);
         if max_size > MAX_OBJECT_SIZE || max_size > i64::MAX as u64 {
             return Err(ctx("max_size must be at most 5 TiB".into()));
         }

@@ -30,12 +30,9 @@ pub(crate) const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "s3";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-/// S3's (and R2's) longest presigned URL lifetime.
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(604_800);
-/// S3's and R2's longest object key, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
-/// S3's highest multipart part number.
-pub const MAX_PART_NUMBER: u32 = 10_000;
+/// The limits as the presigner's types take them.
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(crate::limits::MAX_URL_TTL_SECS);
+pub const MAX_PART_NUMBER: u32 = crate::limits::MAX_PARTS as u32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresignError {

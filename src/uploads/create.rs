@@ -14,13 +14,12 @@ use crate::auth::Caller;
 use crate::db::uploads::{NewUpload, Reservation};
 use crate::error::Error;
 use crate::keys::object_key;
+use crate::limits::MAX_SINGLE_UPLOAD;
 use crate::profiles::{ContentType, PartPlan, Profile, UploadMethod};
 use crate::state::AppState;
 
 /// `metadata` is at most 2,048 bytes as compact JSON (API.md).
 pub const MAX_METADATA_JSON: usize = 2048;
-/// S3 and R2 take at most 5 GiB in one PutObject / POST.
-pub const MAX_SINGLE_UPLOAD: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::{MAX_EXPIRES_IN, MAX_KEY_LEN, PresignError};
+use super::{MAX_EXPIRES_IN, PresignError};
+use crate::limits::MAX_KEY_LEN;
 
 /// The signing time, truncated to the second, in the two SigV4 text forms.
 #[derive(Clone, Copy)]
