@@ -111,7 +111,7 @@ mod operations;
 mod tests;
 
 use encoding::{QueryValue, hash_header_value, is_visible_ascii_token};
-pub(crate) use encoding::{Stamp, check_expiry, check_header_value, check_key, civil_from_days};
+pub(crate) use encoding::{Stamp, check_expiry, check_header_value, check_key};
 
 impl Presigner {
     /// `endpoint` is `scheme://host[:port]` exactly as clients will reach the store (the
