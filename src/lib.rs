@@ -31,6 +31,8 @@ pub mod limits;
 pub mod memory;
 /// Prometheus metrics.
 pub mod metrics;
+/// The owner newtype rows carry.
+pub mod owner;
 /// Profiles, content-type rules, multipart plans.
 pub mod profiles;
 /// Background cleanup: expiry, store cleanup, old idempotency keys.

@@ -34,6 +34,32 @@ impl UploadMethod {
     }
 }
 
+/// Who may read a profile's assets: the owner through signed URLs, or anyone through the
+/// public base URL. Also an asset's stored `visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(Self::Private),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
+
 /// A content type as declared: the string is kept verbatim (it is what gets signed and
 /// stored); matching uses the lowercased `type/subtype` essence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +196,7 @@ pub struct Profile {
     pub name: String,
     pub max_size: u64,
     pub allowed_content_types: Vec<TypePattern>,
-    pub public: bool,
+    pub visibility: Visibility,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub upload_url_ttl: u64,
@@ -216,10 +242,9 @@ impl Profile {
             .map(|p| TypePattern::parse(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ctx)?;
-        let public = match t.visibility.as_deref() {
-            None | Some("private") => false,
-            Some("public") => true,
-            Some(v) => return Err(ctx(format!("visibility {v:?} is not private or public"))),
+        let visibility = match t.visibility.as_deref() {
+            None => Visibility::Private,
+            Some(v) => Visibility::parse(v).ok_or_else(|| ctx(format!("visibility {v:?} is not private or public")))?,
         };
         let key_prefix = t.key_prefix.unwrap_or_else(|| "uploads".into());
         let key_prefix = key_prefix.trim_matches('/').to_owned();
@@ -251,7 +276,7 @@ impl Profile {
             name: name.to_owned(),
             max_size,
             allowed_content_types: allowed,
-            public,
+            visibility,
             multipart_threshold: t.multipart_threshold.unwrap_or(100 * MIB),
             part_size,
             upload_url_ttl: ttl(t.upload_url_ttl, 3600, "upload_url_ttl")?,
@@ -307,7 +332,7 @@ impl Profiles {
     /// A public URL cannot force `attachment`, so a public profile must not accept any type
     /// a browser would render as a document or run (API.md "Assets").
     pub fn check_public_profiles(&self) -> Result<(), String> {
-        for p in self.iter().filter(|p| p.public) {
+        for p in self.iter().filter(|p| p.visibility == Visibility::Public) {
             if p.allowed_content_types.iter().any(TypePattern::may_match_active) {
                 return Err(format!(
                     "profile {:?} is public but its allowed_content_types may match active types \

@@ -45,7 +45,7 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
                     return false;
                 }
                 let mut result = Ok(());
-                if let Some(mp) = &row.multipart_upload_id {
+                if let Some(mp) = row.store_upload_id() {
                     result = state.store.abort_multipart(&row.key, mp).await;
                 }
                 if result.is_ok() {

@@ -63,7 +63,7 @@ where
         let up = UploadRow::from_row(row)?;
         let (owner, id) = (up.owner.clone(), up.id);
         if clean(up).await {
-            db.bounded(tx.execute(&set, &[&owner, &id])).await?;
+            db.bounded(tx.execute(&set, &[&owner.as_str(), &id])).await?;
             cleaned += 1;
         } else {
             failed += 1;

@@ -33,8 +33,8 @@ use uuid::Uuid;
 use super::complete::{CompleteRequest, Completed};
 use super::create::{self, CreateUploadRequest};
 use super::{Status, load, parts};
-use crate::assets::Asset;
 use crate::auth::Caller;
+use crate::db::assets::AssetRow;
 use crate::error::Error;
 use crate::limits::{MAX_PARTS, MAX_SINGLE_UPLOAD, MIN_PART_SIZE};
 use crate::profiles::{PartPlan, UploadMethod};
@@ -113,7 +113,7 @@ pub struct CompletedUpload {
     #[serde(rename = "uploadId")]
     pub upload_id: Uuid,
     pub asset_id: Uuid,
-    pub asset: Asset,
+    pub asset: AssetRow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,7 +233,7 @@ pub async fn sign_part(state: &AppState, owner: &str, id: Uuid, part_number: i64
     let signed = parts::sign(state, &up, plan, &store_id, vec![part_number])?;
     let part = signed.parts.into_iter().next().ok_or_else(|| anyhow::anyhow!("one part signed"))?;
     debug_assert!(for_browser(part.headers).is_empty(), "a part URL signs nothing a script sends");
-    Ok(SignedPart { url: part.url, expires: seconds_until(&up.row.expires_at) })
+    Ok(SignedPart { url: part.url, expires: seconds_until(&up.expires_at) })
 }
 
 /// `GET /s3/multipart/{uploadId}`: the parts the store has. For an upload already
@@ -241,8 +241,8 @@ pub async fn sign_part(state: &AppState, owner: &str, id: Uuid, part_number: i64
 /// complete, which answers with the asset.
 pub async fn list_parts(state: &AppState, owner: &str, id: Uuid) -> Result<Vec<UppyPart>, Error> {
     let up = load(state, owner, id).await?.ok_or(Error::NotFound)?;
-    if up.status == Status::Completed && up.method() == UploadMethod::Multipart {
-        let (plan, size) = (parts::plan_of(&up), up.row.size as u64);
+    if let (Status::Completed, Some(mp)) = (up.status, &up.multipart) {
+        let (plan, size) = (mp.plan, up.size as u64);
         return Ok((1..=plan.part_count)
             .map(|n| UppyPart { part_number: n, size: plan.part_len(size, n).unwrap_or(0), etag: String::new() })
             .collect());
@@ -271,7 +271,7 @@ pub async fn complete(
     load(state, owner, id).await?.ok_or(Error::NotFound)?;
     let mut seen = std::collections::BTreeSet::new();
     for p in &req.parts {
-        if !(1..=10_000).contains(&p.part_number) || !seen.insert(p.part_number) {
+        if !(1..=MAX_PARTS as i64).contains(&p.part_number) || !seen.insert(p.part_number) {
             return Err(Error::invalid(format!("parts: PartNumber {} is out of range or repeated", p.part_number)));
         }
     }

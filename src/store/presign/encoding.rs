@@ -26,7 +26,8 @@ pub(crate) struct Stamp {
 impl Stamp {
     pub(crate) fn new(now: SystemTime) -> Result<Self, PresignError> {
         let secs = now.duration_since(UNIX_EPOCH).map_err(|_| PresignError::InvalidTime)?.as_secs();
-        let t = i64::try_from(secs).ok().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or(PresignError::InvalidTime)?;
+        let t =
+            i64::try_from(secs).ok().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or(PresignError::InvalidTime)?;
         // SigV4 dates have exactly four year digits.
         if t.year() > 9999 {
             return Err(PresignError::InvalidTime);
