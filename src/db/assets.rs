@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::uploads::parse_column;
+use super::uploads::{from_columns, parse_column};
 use super::{Db, DbError};
 use crate::owner::Owner;
 use crate::profiles::Visibility;
@@ -44,21 +44,12 @@ pub(super) use asset_columns;
 
 impl AssetRow {
     pub(crate) fn from_row(row: &Row) -> Result<Self, DbError> {
-        Ok(Self {
-            id: row.try_get("id")?,
+        Ok(from_columns!(row, Self {
+                id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, created_at,
+            }
             owner: Owner::from(row.try_get::<_, String>("owner")?),
-            upload_id: row.try_get("upload_id")?,
-            profile: row.try_get("profile")?,
-            key: row.try_get("key")?,
-            filename: row.try_get("filename")?,
-            content_type: row.try_get("content_type")?,
-            size: row.try_get("size")?,
-            checksum_sha256: row.try_get("checksum_sha256")?,
-            etag: row.try_get("etag")?,
-            metadata: row.try_get("metadata")?,
             visibility: parse_column(row, "visibility", Visibility::parse)?,
-            created_at: row.try_get("created_at")?,
-        })
+        ))
     }
 }
 

@@ -79,6 +79,15 @@ pub struct UploadRow {
     pub size_declared: bool,
 }
 
+/// `Type { field: row.try_get("field")?, … }` for the fields named like their columns, then
+/// the fields read some other way (`name: expr`): each column name is written once.
+macro_rules! from_columns {
+    ($row:expr, $ty:ident { $($field:ident),* $(,)? } $($other:ident: $value:expr),* $(,)?) => {
+        $ty { $($field: $row.try_get(stringify!($field))?,)* $($other: $value,)* }
+    };
+}
+pub(super) use from_columns;
+
 /// A text column read as one of the broker's types; a value it never writes is an error
 /// (`DbError::Unexpected`), never a default.
 pub(super) fn parse_column<T>(row: &Row, column: &'static str, parse: fn(&str) -> Option<T>) -> Result<T, DbError> {
@@ -90,18 +99,14 @@ impl UploadRow {
     pub(crate) fn from_row(row: &Row) -> Result<Self, DbError> {
         let method = parse_column(row, "method", UploadMethod::parse)?;
         let size: i64 = row.try_get("size")?;
-        Ok(Self {
+        Ok(from_columns!(row, Self {
+                id, profile, key, filename, content_type, checksum_sha256, metadata, expires_at, complete_by,
+                created_at, asset_id, cleaned, size_declared,
+            }
             owner: Owner::from(row.try_get::<_, String>("owner")?),
-            id: row.try_get("id")?,
-            profile: row.try_get("profile")?,
-            method,
+            method: method,
             status: parse_column(row, "status", Status::parse)?,
-            key: row.try_get("key")?,
-            filename: row.try_get("filename")?,
-            content_type: row.try_get("content_type")?,
-            size,
-            checksum_sha256: row.try_get("checksum_sha256")?,
-            metadata: row.try_get("metadata")?,
+            size: size,
             multipart: multipart_of(
                 method,
                 size,
@@ -109,13 +114,7 @@ impl UploadRow {
                 row.try_get("part_size")?,
                 row.try_get("part_count")?,
             )?,
-            expires_at: row.try_get("expires_at")?,
-            complete_by: row.try_get("complete_by")?,
-            created_at: row.try_get("created_at")?,
-            asset_id: row.try_get("asset_id")?,
-            cleaned: row.try_get("cleaned")?,
-            size_declared: row.try_get("size_declared")?,
-        })
+        ))
     }
 
     /// The store's multipart UploadId, once there is one.
