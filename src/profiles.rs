@@ -24,13 +24,9 @@ impl UploadMethod {
         }
     }
 
+    /// The inverse of [`as_str`](Self::as_str), so the names are written once.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "put" => Some(Self::Put),
-            "post" => Some(Self::Post),
-            "multipart" => Some(Self::Multipart),
-            _ => None,
-        }
+        [Self::Put, Self::Post, Self::Multipart].into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -51,12 +47,9 @@ impl Visibility {
         }
     }
 
+    /// The inverse of [`as_str`](Self::as_str).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "private" => Some(Self::Private),
-            "public" => Some(Self::Public),
-            _ => None,
-        }
+        [Self::Private, Self::Public].into_iter().find(|v| v.as_str() == s)
     }
 }
 

@@ -32,15 +32,11 @@ impl Status {
         }
     }
 
+    const ALL: [Self; 5] = [Self::Pending, Self::Completed, Self::Aborted, Self::Expired, Self::Failed];
+
+    /// The inverse of [`as_str`](Self::as_str), so the names are written once.
     fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "completed" => Self::Completed,
-            "aborted" => Self::Aborted,
-            "expired" => Self::Expired,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -359,9 +355,10 @@ mod tests {
     }
 
     #[test]
-    fn statuses_read_back_as_written() {
-        for s in [Status::Pending, Status::Completed, Status::Aborted, Status::Expired, Status::Failed] {
+    fn statuses_read_back_as_written_and_shown_as_stored() {
+        for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         assert_eq!(Status::parse("Pending"), None);
     }
