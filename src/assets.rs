@@ -13,47 +13,14 @@ use uuid::Uuid;
 
 use crate::db::assets::AssetRow;
 use crate::error::Error;
-use crate::profiles::{ContentType, MAX_URL_TTL_SECS};
+use crate::limits::MAX_URL_TTL_SECS;
+use crate::profiles::{ContentType, Visibility};
 use crate::state::AppState;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Asset {
-    pub id: Uuid,
-    pub owner: String,
-    pub profile: String,
-    pub key: String,
-    pub filename: String,
-    pub content_type: String,
-    pub size: i64,
-    pub checksum_sha256: Option<String>,
-    pub etag: Option<String>,
-    pub metadata: serde_json::Value,
-    pub visibility: String,
-    pub created_at: String,
-}
-
-impl From<AssetRow> for Asset {
-    fn from(r: AssetRow) -> Self {
-        Self {
-            id: r.id,
-            owner: r.owner,
-            profile: r.profile,
-            key: r.key,
-            filename: r.filename,
-            content_type: r.content_type,
-            size: r.size,
-            checksum_sha256: r.checksum_sha256,
-            etag: r.etag,
-            metadata: r.metadata,
-            visibility: r.visibility,
-            created_at: crate::time::rfc3339(&r.created_at),
-        }
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub struct AssetPage {
-    pub items: Vec<Asset>,
+    /// Each serialises as the API's `Asset`.
+    pub items: Vec<AssetRow>,
     pub next_cursor: Option<String>,
 }
 
@@ -96,11 +63,11 @@ pub async fn list(
     } else {
         None
     };
-    Ok(AssetPage { items: rows.into_iter().map(Asset::from).collect(), next_cursor })
+    Ok(AssetPage { items: rows, next_cursor })
 }
 
-pub async fn get(state: &AppState, owner: &str, id: Uuid) -> Result<Asset, Error> {
-    crate::db::assets::get(&state.db, owner, id).await?.map(Asset::from).ok_or(Error::NotFound)
+pub async fn get(state: &AppState, owner: &str, id: Uuid) -> Result<AssetRow, Error> {
+    crate::db::assets::get(&state.db, owner, id).await?.ok_or(Error::NotFound)
 }
 
 /// Deletes the object first, then the record (and its usage). A store failure leaves both
@@ -192,9 +159,9 @@ fn public_url(base: &str, key: &str) -> String {
 /// Where an asset lives: its public URL (a public profile with `S3_PUBLIC_BASE_URL`), else
 /// its object URL in the store without a signature (the Companion protocol's `location`,
 /// what Uppy itself reports for a single PUT).
-pub fn location(state: &AppState, asset: &Asset) -> String {
+pub fn location(state: &AppState, asset: &AssetRow) -> String {
     match &state.config.s3.public_base_url {
-        Some(base) if asset.visibility == "public" => public_url(base, &asset.key),
+        Some(base) if asset.visibility == Visibility::Public => public_url(base, &asset.key),
         _ => public_url(state.store.presigner.bucket_url(), &asset.key),
     }
 }
@@ -207,7 +174,7 @@ fn download_url(
     now: DateTime<Utc>,
 ) -> Result<DownloadUrl, Error> {
     let profile = state.config.profiles.get(&row.profile).or_else(|| state.config.profiles.get("default"));
-    if row.visibility == "public"
+    if row.visibility == Visibility::Public
         && let Some(base) = &state.config.s3.public_base_url
     {
         return Ok(DownloadUrl { url: public_url(base, &row.key), expires_at: None });
@@ -232,7 +199,7 @@ fn check_expires_in(expires_in: Option<i64>) -> Result<Option<u64>, Error> {
     match expires_in {
         None => Ok(None),
         Some(s) if (1..=MAX_URL_TTL_SECS as i64).contains(&s) => Ok(Some(s as u64)),
-        Some(_) => Err(Error::invalid("expires_in: must be 1 to 604800 seconds")),
+        Some(_) => Err(Error::invalid(format!("expires_in: must be 1 to {MAX_URL_TTL_SECS} seconds"))),
     }
 }
 

@@ -214,7 +214,8 @@ impl Settings {
                 Profiles::from_toml(&text).map_err(|e| bad("BROKER_PROFILES", e))?
             }
         };
-        if s3.public_base_url.is_some() || profiles.iter().any(|p| p.public) {
+        if s3.public_base_url.is_some() || profiles.iter().any(|p| p.visibility == crate::profiles::Visibility::Public)
+        {
             profiles.check_public_profiles().map_err(|e| bad("BROKER_PROFILES", e))?;
         }
 

@@ -4,8 +4,7 @@
 
 use uuid::Uuid;
 
-/// S3 and R2 limit keys to 1,024 bytes.
-pub const MAX_KEY_LEN: usize = 1024;
+use crate::limits::MAX_KEY_LEN;
 
 /// The owner as one key segment: bytes outside `A-Z a-z 0-9 _ -` become `~XX` (uppercase
 /// hex). One-to-one (decodable, and `~` itself is escaped) and never contains `/` or `.`,

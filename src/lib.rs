@@ -27,10 +27,14 @@ pub mod error;
 pub mod http;
 /// Object key construction.
 pub mod keys;
+/// The S3 / R2 limits (sizes, part counts, key length, URL lifetime).
+pub mod limits;
 /// Giving freed memory back to the kernel after bursts.
 pub mod memory;
 /// Prometheus metrics.
 pub mod metrics;
+/// The owner newtype rows carry.
+pub mod owner;
 /// Profiles, content-type rules, multipart plans.
 pub mod profiles;
 /// Background cleanup: expiry, store cleanup, old idempotency keys.

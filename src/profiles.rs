@@ -5,15 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub const MIB: u64 = 1024 * 1024;
-/// S3 / R2 multipart limits.
-pub const MIN_PART_SIZE: u64 = 5 * MIB;
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * MIB;
-pub const MAX_PARTS: u64 = 10_000;
-/// S3's largest object (R2 is slightly below: its parts rule keeps us under anyway).
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * MIB;
-/// Presigned URLs cannot live longer than 7 days (SigV4).
-pub const MAX_URL_TTL_SECS: u64 = 604_800;
+use crate::limits::{GIB, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MAX_URL_TTL_SECS, MIB, MIN_PART_SIZE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,13 +24,32 @@ impl UploadMethod {
         }
     }
 
+    /// The inverse of [`as_str`](Self::as_str), so the names are written once.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "put" => Some(Self::Put),
-            "post" => Some(Self::Post),
-            "multipart" => Some(Self::Multipart),
-            _ => None,
+        [Self::Put, Self::Post, Self::Multipart].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// Who may read a profile's assets: the owner through signed URLs, or anyone through the
+/// public base URL. Also an asset's stored `visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Public => "public",
         }
+    }
+
+    /// The inverse of [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Private, Self::Public].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -178,7 +189,7 @@ pub struct Profile {
     pub name: String,
     pub max_size: u64,
     pub allowed_content_types: Vec<TypePattern>,
-    pub public: bool,
+    pub visibility: Visibility,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub upload_url_ttl: u64,
@@ -224,10 +235,9 @@ impl Profile {
             .map(|p| TypePattern::parse(p))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ctx)?;
-        let public = match t.visibility.as_deref() {
-            None | Some("private") => false,
-            Some("public") => true,
-            Some(v) => return Err(ctx(format!("visibility {v:?} is not private or public"))),
+        let visibility = match t.visibility.as_deref() {
+            None => Visibility::Private,
+            Some(v) => Visibility::parse(v).ok_or_else(|| ctx(format!("visibility {v:?} is not private or public")))?,
         };
         let key_prefix = t.key_prefix.unwrap_or_else(|| "uploads".into());
         let key_prefix = key_prefix.trim_matches('/').to_owned();
@@ -251,7 +261,7 @@ impl Profile {
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
             return Err(ctx("part_size must be between 5 MiB and 5 GiB".into()));
         }
-        let max_size = t.max_size.unwrap_or(5 * 1024 * MIB);
+        let max_size = t.max_size.unwrap_or(5 * GIB);
         if max_size > MAX_OBJECT_SIZE || max_size > i64::MAX as u64 {
             return Err(ctx("max_size must be at most 5 TiB".into()));
         }
@@ -259,7 +269,7 @@ impl Profile {
             name: name.to_owned(),
             max_size,
             allowed_content_types: allowed,
-            public,
+            visibility,
             multipart_threshold: t.multipart_threshold.unwrap_or(100 * MIB),
             part_size,
             upload_url_ttl: ttl(t.upload_url_ttl, 3600, "upload_url_ttl")?,
@@ -315,7 +325,7 @@ impl Profiles {
     /// A public URL cannot force `attachment`, so a public profile must not accept any type
     /// a browser would render as a document or run (API.md "Assets").
     pub fn check_public_profiles(&self) -> Result<(), String> {
-        for p in self.iter().filter(|p| p.public) {
+        for p in self.iter().filter(|p| p.visibility == Visibility::Public) {
             if p.allowed_content_types.iter().any(TypePattern::may_match_active) {
                 return Err(format!(
                     "profile {:?} is public but its allowed_content_types may match active types \

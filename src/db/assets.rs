@@ -1,15 +1,23 @@
 //! Asset records: written by `uploads::COMPLETE`, read, listed and deleted here.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::uploads::{from_columns, parse_column};
 use super::{Db, DbError};
+use crate::owner::Owner;
+use crate::profiles::Visibility;
 
-#[derive(Debug, Clone)]
+/// An asset as stored, and as the API shows it (openapi.yaml `Asset`): the JSON is this
+/// struct's serialisation, fields in this order, so the two cannot drift apart.
+#[derive(Debug, Clone, Serialize)]
 pub struct AssetRow {
-    pub owner: String,
     pub id: Uuid,
+    pub owner: Owner,
+    /// Internal: the intent it came from (`complete` answers again with it).
+    #[serde(skip)]
     pub upload_id: Uuid,
     pub profile: String,
     pub key: String,
@@ -19,50 +27,50 @@ pub struct AssetRow {
     pub checksum_sha256: Option<String>,
     pub etag: Option<String>,
     pub metadata: serde_json::Value,
-    pub visibility: String,
+    pub visibility: Visibility,
+    #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns [`AssetRow::from_row`] reads, for every statement that returns assets.
+/// A macro rather than a `const` so that `concat!` can build each statement as a `const`.
+macro_rules! asset_columns {
+    () => {
+        "owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, \
+         visibility, created_at"
+    };
+}
+pub(super) use asset_columns;
+
 impl AssetRow {
-    pub(crate) fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            owner: row.try_get("owner")?,
-            id: row.try_get("id")?,
-            upload_id: row.try_get("upload_id")?,
-            profile: row.try_get("profile")?,
-            key: row.try_get("key")?,
-            filename: row.try_get("filename")?,
-            content_type: row.try_get("content_type")?,
-            size: row.try_get("size")?,
-            checksum_sha256: row.try_get("checksum_sha256")?,
-            etag: row.try_get("etag")?,
-            metadata: row.try_get("metadata")?,
-            visibility: row.try_get("visibility")?,
-            created_at: row.try_get("created_at")?,
-        })
+    pub(crate) fn from_row(row: &Row) -> Result<Self, DbError> {
+        Ok(from_columns!(row, Self {
+                id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, created_at,
+            }
+            owner: Owner::from(row.try_get::<_, String>("owner")?),
+            visibility: parse_column(row, "visibility", Visibility::parse)?,
+        ))
     }
 }
 
 fn rows(rows: Vec<Row>) -> Result<Vec<AssetRow>, DbError> {
-    Ok(rows.iter().map(AssetRow::from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(AssetRow::from_row).collect()
 }
 
-pub const GET_ASSET: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
-     etag, metadata, visibility, created_at from assets where owner = $1 and id = $2";
+pub const GET_ASSET: &str = concat!("select ", asset_columns!(), " from assets where owner = $1 and id = $2");
 
 pub async fn get(db: &Db, owner: &str, id: Uuid) -> Result<Option<AssetRow>, DbError> {
-    Ok(db.query_opt(GET_ASSET, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+    db.query_opt(GET_ASSET, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose()
 }
 
-pub const GET_ASSET_BY_UPLOAD: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, \
-     checksum_sha256, etag, metadata, visibility, created_at from assets where owner = $1 and upload_id = $2";
+pub const GET_ASSET_BY_UPLOAD: &str =
+    concat!("select ", asset_columns!(), " from assets where owner = $1 and upload_id = $2");
 
 pub async fn get_by_upload(db: &Db, owner: &str, upload_id: Uuid) -> Result<Option<AssetRow>, DbError> {
-    Ok(db.query_opt(GET_ASSET_BY_UPLOAD, &[&owner, &upload_id]).await?.map(|r| AssetRow::from_row(&r)).transpose()?)
+    db.query_opt(GET_ASSET_BY_UPLOAD, &[&owner, &upload_id]).await?.map(|r| AssetRow::from_row(&r)).transpose()
 }
 
-pub const GET_ASSETS: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
-     etag, metadata, visibility, created_at from assets where owner = $1 and id = any($2)";
+pub const GET_ASSETS: &str = concat!("select ", asset_columns!(), " from assets where owner = $1 and id = any($2)");
 
 /// Several assets of one owner at once (gallery download URLs); unknown ids are skipped.
 pub async fn get_many(db: &Db, owner: &str, ids: &[Uuid]) -> Result<Vec<AssetRow>, DbError> {
@@ -71,13 +79,18 @@ pub async fn get_many(db: &Db, owner: &str, ids: &[Uuid]) -> Result<Vec<AssetRow
 
 /// Keyset pagination, newest first: `(created_at, id) < cursor`. The first page uses a
 /// cursor past every row (see `Cursor::START`), so there is one statement per filter.
-pub const LIST_NEWEST: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, \
-     etag, metadata, visibility, created_at from assets \
-     where owner = $1 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4";
+pub const LIST_NEWEST: &str = concat!(
+    "select ",
+    asset_columns!(),
+    " from assets where owner = $1 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4"
+);
 
-pub const LIST_NEWEST_IN_PROFILE: &str = "select owner, id, upload_id, profile, key, filename, content_type, size, \
-     checksum_sha256, etag, metadata, visibility, created_at from assets \
-     where owner = $1 and profile = $5 and (created_at, id) < ($2, $3) order by created_at desc, id desc limit $4";
+pub const LIST_NEWEST_IN_PROFILE: &str = concat!(
+    "select ",
+    asset_columns!(),
+    " from assets where owner = $1 and profile = $5 and (created_at, id) < ($2, $3) \
+      order by created_at desc, id desc limit $4"
+);
 
 pub async fn list(
     db: &Db,

@@ -34,6 +34,10 @@ pub enum DbError {
     /// connection was closed, so whatever it was doing is rolled back or already done.
     #[error("database: no answer within {0:?}")]
     Timeout(Duration),
+    /// A row holds a value the broker never writes (a hand edit, or a newer version's
+    /// value): refused rather than guessed, so the request fails as a logged 500.
+    #[error("database: unexpected {column} {value:?} in a row")]
+    Unexpected { column: &'static str, value: String },
 }
 
 impl DbError {
@@ -45,7 +49,7 @@ impl DbError {
             Self::Pool(deadpool_postgres::PoolError::Timeout(_) | deadpool_postgres::PoolError::Closed) => true,
             Self::Pool(_) => false,
             Self::Postgres(e) => is_connection_error(e),
-            Self::Migration(_) => false,
+            Self::Migration(_) | Self::Unexpected { .. } => false,
             Self::Timeout(_) => true,
         }
     }

@@ -1,5 +1,6 @@
 //! Owner rows: quotas and running totals.
 
+use super::uploads::from_columns;
 use super::{Db, DbError};
 
 /// Usage as stored; `quota_*` are null when the owner has none set (the default applies).
@@ -15,14 +16,10 @@ pub struct UsageRow {
 
 impl UsageRow {
     fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            used_bytes: row.try_get("used_bytes")?,
-            used_objects: row.try_get("used_objects")?,
-            reserved_bytes: row.try_get("reserved_bytes")?,
-            reserved_objects: row.try_get("reserved_objects")?,
-            quota_bytes: row.try_get("quota_bytes")?,
-            quota_objects: row.try_get("quota_objects")?,
-        })
+        Ok(from_columns!(
+            row,
+            Self { used_bytes, used_objects, reserved_bytes, reserved_objects, quota_bytes, quota_objects }
+        ))
     }
 }
 

@@ -151,7 +151,7 @@ pub async fn sign_part(req: HttpRequest, state: web::Data<AppState>, caller: Res
         .match_info()
         .get("partNumber")
         .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| (1..=10_000).contains(n))
+        .filter(|n| (1..=crate::limits::MAX_PARTS as i64).contains(n))
         .ok_or_else(|| Error::invalid("partNumber: must be an integer from 1 to 10000"))?;
     ok(&companion::sign_part(&state, &caller.owner, id, part_number).await?)
 }

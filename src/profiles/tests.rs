@@ -115,3 +115,16 @@ fn part_plan_table() {
         }
     }
 }
+
+#[test]
+fn methods_and_visibilities_are_stored_as_the_api_names_them() {
+    for m in [UploadMethod::Put, UploadMethod::Post, UploadMethod::Multipart] {
+        assert_eq!(UploadMethod::parse(m.as_str()), Some(m));
+        assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+    }
+    for v in [Visibility::Private, Visibility::Public] {
+        assert_eq!(Visibility::parse(v.as_str()), Some(v));
+        assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+    }
+    assert_eq!((UploadMethod::parse("PUT"), Visibility::parse("world")), (None, None));
+}

@@ -7,12 +7,13 @@
 //!
 //! Cloudflare R2 has no POST policy support: callers must not offer this method there.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
+use chrono::{DateTime, Datelike, SecondsFormat};
 use serde::Serialize;
 
-use super::presign::{PresignError, Presigner, Stamp, check_expiry, check_header_value, check_key, civil_from_days};
+use super::presign::{PresignError, Presigner, Stamp, check_expiry, check_header_value, check_key};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -72,11 +73,15 @@ struct DateCondition<'a> {
     date: &'a str,
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.000Z` for a count of seconds since the Unix epoch.
-fn iso8601_millis(secs: u64) -> String {
-    let (y, m, d) = civil_from_days(secs / 86_400);
-    let tod = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z", tod / 3600, tod / 60 % 60, tod % 60)
+/// The policy's `expiration`, `secs` after the Unix epoch: RFC 3339 UTC with milliseconds
+/// (`YYYY-MM-DDTHH:MM:SS.000Z`, the form S3's examples use), with a four-digit year.
+fn expiration(secs: u64) -> Result<String, PresignError> {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .filter(|t| t.year() <= 9999)
+        .ok_or(PresignError::InvalidTime)?;
+    Ok(t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// Builds a signed POST policy for one object: exact `key`, `content_type` and `size`,
@@ -95,10 +100,7 @@ pub fn post_policy(
     check_header_value("x-amz-meta-upload-id", upload_id)?;
     let expires = check_expiry(expires_in)?;
     let stamp = Stamp::new(now)?;
-    let expiration_secs = stamp.secs + expires;
-    // The expiration must itself be a 4-digit-year date.
-    Stamp::new(UNIX_EPOCH + Duration::from_secs(expiration_secs))?;
-    let expiration = iso8601_millis(expiration_secs);
+    let expiration = expiration(stamp.secs + expires)?;
     let credential = p.credential(&stamp);
     let date = stamp.date_time();
 
@@ -134,6 +136,8 @@ pub fn post_policy(
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
     use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
     use serde_json::{Value, json};
@@ -233,12 +237,11 @@ mod tests {
 
     #[test]
     fn expiration_format() {
-        assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601_millis(951_782_400 + 86_399), "2000-02-29T23:59:59.000Z");
-        for secs in (0..4_102_444_800u64).step_by(86_400 * 11 + 7) {
-            let c = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap();
-            assert_eq!(iso8601_millis(secs), c.format("%Y-%m-%dT%H:%M:%S.000Z").to_string());
-        }
+        assert_eq!(expiration(0).unwrap(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(expiration(951_782_400 + 86_399).unwrap(), "2000-02-29T23:59:59.000Z");
+        assert_eq!(expiration(1_795_374_900 + 3600).unwrap(), "2026-11-22T20:15:00.000Z");
+        assert_eq!(expiration(253_402_300_799).unwrap(), "9999-12-31T23:59:59.000Z");
+        assert_eq!(expiration(253_402_300_800), Err(PresignError::InvalidTime));
     }
 
     #[test]

@@ -30,12 +30,9 @@ pub(crate) const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "s3";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-/// S3's (and R2's) longest presigned URL lifetime.
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(604_800);
-/// S3's and R2's longest object key, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
-/// S3's highest multipart part number.
-pub const MAX_PART_NUMBER: u32 = 10_000;
+/// The limits as the presigner's types take them.
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(crate::limits::MAX_URL_TTL_SECS);
+pub const MAX_PART_NUMBER: u32 = crate::limits::MAX_PARTS as u32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresignError {
@@ -114,7 +111,7 @@ mod operations;
 mod tests;
 
 use encoding::{QueryValue, hash_header_value, is_visible_ascii_token};
-pub(crate) use encoding::{Stamp, check_expiry, check_header_value, check_key, civil_from_days};
+pub(crate) use encoding::{Stamp, check_expiry, check_header_value, check_key};
 
 impl Presigner {
     /// `endpoint` is `scheme://host[:port]` exactly as clients will reach the store (the

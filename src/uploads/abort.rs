@@ -20,8 +20,8 @@ pub async fn abort(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error>
             Ok(())
         }
         Status::Aborted | Status::Expired | Status::Failed => {
-            if !up.row.cleaned {
-                clean_store(state, &up.row).await?;
+            if !up.cleaned {
+                clean_store(state, &up).await?;
             }
             Ok(())
         }

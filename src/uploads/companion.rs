@@ -31,12 +31,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::complete::{CompleteRequest, Completed};
-use super::create::{self, CreateUploadRequest, MAX_SINGLE_UPLOAD};
+use super::create::{self, CreateUploadRequest};
 use super::{Status, load, parts};
-use crate::assets::Asset;
 use crate::auth::Caller;
+use crate::db::assets::AssetRow;
 use crate::error::Error;
-use crate::profiles::{MIN_PART_SIZE, PartPlan, UploadMethod};
+use crate::limits::{MAX_PARTS, MAX_SINGLE_UPLOAD, MIN_PART_SIZE};
+use crate::profiles::{PartPlan, UploadMethod};
 use crate::state::AppState;
 
 /// The client line that sends the file size (as `metadata[size]`).
@@ -112,7 +113,7 @@ pub struct CompletedUpload {
     #[serde(rename = "uploadId")]
     pub upload_id: Uuid,
     pub asset_id: Uuid,
-    pub asset: Asset,
+    pub asset: AssetRow,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,7 +135,7 @@ pub struct CompletedPart {
 /// The part size `@uppy/aws-s3` 5.x slices a file into (its default `getChunkSize`,
 /// `ceil(size / 10,000)`, raised to 5 MiB). It never needs more than 10,000 parts.
 pub fn uppy_part_size(size: u64) -> u64 {
-    size.div_ceil(10_000).max(MIN_PART_SIZE)
+    size.div_ceil(MAX_PARTS).max(MIN_PART_SIZE)
 }
 
 /// The create request for `file` (size still 0) and the size from `metadata[size]`.
@@ -232,7 +233,7 @@ pub async fn sign_part(state: &AppState, owner: &str, id: Uuid, part_number: i64
     let signed = parts::sign(state, &up, plan, &store_id, vec![part_number])?;
     let part = signed.parts.into_iter().next().ok_or_else(|| anyhow::anyhow!("one part signed"))?;
     debug_assert!(for_browser(part.headers).is_empty(), "a part URL signs nothing a script sends");
-    Ok(SignedPart { url: part.url, expires: seconds_until(&up.row.expires_at) })
+    Ok(SignedPart { url: part.url, expires: seconds_until(&up.expires_at) })
 }
 
 /// `GET /s3/multipart/{uploadId}`: the parts the store has. For an upload already
@@ -240,8 +241,8 @@ pub async fn sign_part(state: &AppState, owner: &str, id: Uuid, part_number: i64
 /// complete, which answers with the asset.
 pub async fn list_parts(state: &AppState, owner: &str, id: Uuid) -> Result<Vec<UppyPart>, Error> {
     let up = load(state, owner, id).await?.ok_or(Error::NotFound)?;
-    if up.status == Status::Completed && up.method() == UploadMethod::Multipart {
-        let (plan, size) = (parts::plan_of(&up), up.row.size as u64);
+    if let (Status::Completed, Some(mp)) = (up.status, &up.multipart) {
+        let (plan, size) = (mp.plan, up.size as u64);
         return Ok((1..=plan.part_count)
             .map(|n| UppyPart { part_number: n, size: plan.part_len(size, n).unwrap_or(0), etag: String::new() })
             .collect());
@@ -270,7 +271,7 @@ pub async fn complete(
     load(state, owner, id).await?.ok_or(Error::NotFound)?;
     let mut seen = std::collections::BTreeSet::new();
     for p in &req.parts {
-        if !(1..=10_000).contains(&p.part_number) || !seen.insert(p.part_number) {
+        if !(1..=MAX_PARTS as i64).contains(&p.part_number) || !seen.insert(p.part_number) {
             return Err(Error::invalid(format!("parts: PartNumber {} is out of range or repeated", p.part_number)));
         }
     }
@@ -294,11 +295,12 @@ pub async fn abort(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{MAX_OBJECT_SIZE, MIB};
 
     /// Uppy 5's `MultipartUploader#initChunks` with the default `getChunkSize`: chunk =
     /// max(ceil(size / 10,000), 5 MiB); parts at 0, chunk, 2·chunk … the last one shorter.
     fn uppy_chunks(size: u64) -> Vec<u64> {
-        let chunk = size.div_ceil(10_000).max(MIN_PART_SIZE);
+        let chunk = size.div_ceil(MAX_PARTS).max(MIN_PART_SIZE);
         let mut out = Vec::new();
         let mut offset = 0;
         while offset < size {
@@ -310,12 +312,11 @@ mod tests {
 
     #[test]
     fn the_part_plan_is_the_way_uppy_slices_the_file() {
-        let mib = 1024 * 1024;
-        for size in [1, 5 * mib, 5 * mib + 1, 12 * mib, 100 * mib + 7, 52_428_800_000, 5 * 1024 * 1024 * mib] {
+        for size in [1, 5 * MIB, 5 * MIB + 1, 12 * MIB, 100 * MIB + 7, 52_428_800_000, MAX_OBJECT_SIZE] {
             let plan = PartPlan::new(size, uppy_part_size(size)).unwrap();
             let ours: Vec<u64> = (1..=plan.part_count).map(|n| plan.part_len(size, n).unwrap()).collect();
             assert_eq!(ours, uppy_chunks(size), "size {size}");
-            assert!(plan.part_count <= 10_000);
+            assert!(plan.part_count <= MAX_PARTS);
         }
     }
 

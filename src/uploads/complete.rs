@@ -8,10 +8,11 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Status, Upload, end_and_clean, expire_if_overdue, load};
-use crate::assets::Asset;
+use super::{Status, end_and_clean, expire_if_overdue, load};
+use crate::db::assets::AssetRow;
+use crate::db::uploads::{Multipart, UploadRow};
 use crate::error::Error;
-use crate::profiles::UploadMethod;
+use crate::profiles::{UploadMethod, Visibility};
 use crate::state::AppState;
 use crate::store::ObjectHead;
 use crate::store::multipart::StoredPart;
@@ -32,9 +33,9 @@ pub struct ClientPart {
 
 pub enum Completed {
     /// First successful complete: 201.
-    Created(Asset),
+    Created(AssetRow),
     /// Repeated complete of a completed upload: 200, same asset.
-    Again(Asset),
+    Again(AssetRow),
 }
 
 pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequest) -> Result<Completed, Error> {
@@ -47,13 +48,13 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
         Status::Aborted => return Err(Error::invalid_state("the upload was aborted")),
         Status::Failed => return Err(Error::invalid_state("the upload failed verification; create a new one")),
     }
-    if req.parts.is_some() && up.method() != UploadMethod::Multipart {
+    if req.parts.is_some() && up.method != UploadMethod::Multipart {
         return Err(Error::invalid("parts: only for multipart uploads"));
     }
-    if up.method() == UploadMethod::Multipart {
-        complete_in_store(state, &up, req.parts.as_deref()).await?;
+    if let Some(mp) = &up.multipart {
+        complete_in_store(state, &up, mp, req.parts.as_deref()).await?;
     }
-    let head = state.store.head(&up.row.key).await?.ok_or_else(|| {
+    let head = state.store.head(&up.key).await?.ok_or_else(|| {
         Error::ObjectMissing("the object is not in the store yet; upload it, then call complete".into())
     })?;
     let mismatches = mismatches(&up, &head);
@@ -67,8 +68,8 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
         }
         return Err(Error::VerificationFailed(detail));
     }
-    let profile_public = state.config.profiles.get(&up.row.profile).is_some_and(|p| p.public);
-    let visibility = if profile_public { "public" } else { "private" };
+    // A profile removed from the configuration since create leaves its assets private.
+    let visibility = state.config.profiles.get(&up.profile).map_or(Visibility::Private, |p| p.visibility);
     let completion = crate::db::uploads::Completion {
         asset_id: Uuid::new_v4(),
         etag: head.etag.as_deref(),
@@ -78,7 +79,7 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
     match crate::db::uploads::complete(&state.db, owner, id, &completion).await? {
         Some(row) => {
             state.metrics.uploads_completed.inc();
-            Ok(Completed::Created(Asset::from(row)))
+            Ok(Completed::Created(row))
         }
         // Lost a race with another complete or an abort: answer as the winner left it.
         None => Box::pin(complete(state, owner, id, CompleteRequest::default())).await,
@@ -87,14 +88,13 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
 
 async fn already_completed(state: &AppState, owner: &str, id: Uuid) -> Result<Completed, Error> {
     match crate::db::assets::get_by_upload(&state.db, owner, id).await? {
-        Some(row) => Ok(Completed::Again(Asset::from(row))),
+        Some(row) => Ok(Completed::Again(row)),
         None => Err(Error::invalid_state("the upload completed but its asset has since been deleted")),
     }
 }
 
 /// What differs between the intent and the stored object: `(metric reason, message)`.
-fn mismatches(up: &Upload, head: &ObjectHead) -> Vec<(&'static str, String)> {
-    let row = &up.row;
+fn mismatches(row: &UploadRow, head: &ObjectHead) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if row.size_declared && head.size != row.size {
         out.push(("size", format!("size: declared {} bytes, stored {}", row.size, head.size)));
@@ -120,19 +120,22 @@ fn mismatches(up: &Upload, head: &ObjectHead) -> Vec<(&'static str, String)> {
 
 /// Multipart: every planned part must be in the store with its planned size, then the
 /// store assembles the object. A missing part keeps the intent pending (409).
-async fn complete_in_store(state: &AppState, up: &Upload, client_parts: Option<&[ClientPart]>) -> Result<(), Error> {
-    let row = &up.row;
-    let Some(store_id) = row.multipart_upload_id.as_deref() else {
+async fn complete_in_store(
+    state: &AppState,
+    up: &UploadRow,
+    mp: &Multipart,
+    client_parts: Option<&[ClientPart]>,
+) -> Result<(), Error> {
+    let Some(store_id) = mp.store_upload_id.as_deref() else {
         return Err(Error::invalid_state("the multipart upload was not started in the store; create a new upload"));
     };
-    let Some(stored) = state.store.list_parts(&row.key, store_id).await? else {
+    let Some(stored) = state.store.list_parts(&up.key, store_id).await? else {
         // The store no longer knows the upload: a previous complete may have finished it
         // there before failing here. HeadObject decides.
         return Ok(());
     };
-    let (size, part_size, count) =
-        (row.size as u64, row.part_size.unwrap_or(0) as u64, row.part_count.unwrap_or(0) as u64);
-    let plan = crate::profiles::PartPlan { part_size, part_count: count };
+    let (size, plan) = (up.size as u64, mp.plan);
+    let count = plan.part_count;
     let mut missing = Vec::new();
     let mut wrong_size = Vec::new();
     let mut chosen: Vec<StoredPart> = Vec::with_capacity(count as usize);
@@ -154,7 +157,7 @@ async fn complete_in_store(state: &AppState, up: &Upload, client_parts: Option<&
         end_and_clean(state, up, Status::Failed).await?;
         return Err(Error::VerificationFailed(format!("parts with a size other than planned: {}", join(&wrong_size))));
     }
-    state.store.complete_multipart(&row.key, store_id, &chosen).await?;
+    state.store.complete_multipart(&up.key, store_id, &chosen).await?;
     Ok(())
 }
 

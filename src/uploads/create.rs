@@ -11,16 +11,15 @@ use uuid::Uuid;
 
 use super::UploadIntent;
 use crate::auth::Caller;
-use crate::db::uploads::{NewUpload, Reservation};
+use crate::db::uploads::{NewUpload, Reservation, Status};
 use crate::error::Error;
 use crate::keys::object_key;
+use crate::limits::MAX_SINGLE_UPLOAD;
 use crate::profiles::{ContentType, PartPlan, Profile, UploadMethod};
 use crate::state::AppState;
 
 /// `metadata` is at most 2,048 bytes as compact JSON (API.md).
 pub const MAX_METADATA_JSON: usize = 2048;
-/// S3 and R2 take at most 5 GiB in one PutObject / POST.
-pub const MAX_SINGLE_UPLOAD: u64 = 5 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -218,15 +217,14 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
         owner: &spec.owner,
         id,
         profile: &spec.profile.name,
-        method: spec.method.as_str(),
+        method: spec.method,
         key: &key,
         filename: &spec.filename,
         content_type: ct,
         size: spec.size,
         checksum_sha256: spec.checksum_sha256.as_deref(),
         metadata: &spec.metadata,
-        part_size: spec.plan.map(|p| p.part_size as i64),
-        part_count: spec.plan.map(|p| p.part_count as i32),
+        plan: spec.plan,
         expires_at,
         complete_by,
         size_declared: spec.size_declared,
@@ -267,7 +265,7 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
 /// even that fails, it stays pending without a store upload and expires normally.
 async fn start_multipart(state: &AppState, owner: &str, id: Uuid, key: &str, ct: &str) -> Result<(), Error> {
     let release = |e: Error| async move {
-        if let Err(end) = crate::db::uploads::end_pending(&state.db, owner, id, "failed").await {
+        if let Err(end) = crate::db::uploads::end_pending(&state.db, owner, id, Status::Failed).await {
             tracing::warn!(upload_id = %id, error = %end, "could not release the reservation of a failed multipart start");
         }
         e

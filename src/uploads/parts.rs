@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Status, Upload, expire_if_overdue, load};
+use super::{Status, expire_if_overdue, load};
+use crate::db::uploads::UploadRow;
 use crate::error::Error;
-use crate::profiles::{PartPlan, UploadMethod};
+use crate::profiles::PartPlan;
 use crate::state::AppState;
 
 pub const MAX_PARTS_PER_CALL: usize = 1000;
@@ -49,33 +50,27 @@ pub struct PartsListing {
 }
 
 /// A pending multipart intent of the caller, or the matching 404/409/410.
-async fn pending_multipart(state: &AppState, owner: &str, id: Uuid) -> Result<(Upload, PartPlan, String), Error> {
+async fn pending_multipart(state: &AppState, owner: &str, id: Uuid) -> Result<(UploadRow, PartPlan, String), Error> {
     let up = load(state, owner, id).await?.ok_or(Error::NotFound)?;
     pending(state, up).await
 }
 
 /// `up` if it is a pending multipart upload, with its part plan and the store's UploadId;
 /// else the matching 409/410 (applying lazy expiry first).
-pub(crate) async fn pending(state: &AppState, mut up: Upload) -> Result<(Upload, PartPlan, String), Error> {
+pub(crate) async fn pending(state: &AppState, mut up: UploadRow) -> Result<(UploadRow, PartPlan, String), Error> {
     expire_if_overdue(state, &mut up).await?;
-    if up.method() != UploadMethod::Multipart {
+    let Some(mp) = up.multipart.clone() else {
         return Err(Error::invalid_state("not a multipart upload"));
-    }
+    };
     match up.status {
         Status::Pending => {}
         Status::Expired => return Err(Error::UploadExpired),
         other => return Err(Error::invalid_state(format!("the upload is {}", other.as_str()))),
     }
-    let store_id = up.row.multipart_upload_id.clone().ok_or_else(|| {
+    let store_id = mp.store_upload_id.ok_or_else(|| {
         Error::invalid_state("the multipart upload was not started in the store; create a new upload")
     })?;
-    let plan = plan_of(&up);
-    Ok((up, plan, store_id))
-}
-
-/// The part plan recorded with a multipart intent.
-pub(crate) fn plan_of(up: &Upload) -> PartPlan {
-    PartPlan { part_size: up.row.part_size.unwrap_or(0) as u64, part_count: up.row.part_count.unwrap_or(0) as u64 }
+    Ok((up, mp.plan, store_id))
 }
 
 pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsRequest) -> Result<PartUrls, Error> {
@@ -90,7 +85,7 @@ pub async fn presign(state: &AppState, owner: &str, id: Uuid, req: PresignPartsR
 /// size and valid until the intent's `expires_at`.
 pub(crate) fn sign(
     state: &AppState,
-    up: &Upload,
+    up: &UploadRow,
     plan: PartPlan,
     store_id: &str,
     part_numbers: Vec<i64>,
@@ -102,20 +97,20 @@ pub(crate) fn sign(
         }
     }
     let now = crate::time::now_secs();
-    let remaining = (up.row.expires_at - now).num_seconds();
+    let remaining = (up.expires_at - now).num_seconds();
     if remaining < 1 {
         return Err(Error::UploadExpired);
     }
     let ttl = Duration::from_secs(remaining as u64);
     let signed_at = SystemTime::from(now);
-    let size = up.row.size as u64;
+    let size = up.size as u64;
     let mut parts = Vec::with_capacity(part_numbers.len());
     for n in part_numbers {
         let len = plan.part_len(size, n as u64).unwrap_or(0);
-        let p = state.store.presigner.upload_part(&up.row.key, store_id, n as u32, len, ttl, signed_at)?;
+        let p = state.store.presigner.upload_part(&up.key, store_id, n as u32, len, ttl, signed_at)?;
         parts.push(PartUrl { part_number: n, url: p.url, size: len, headers: p.headers.into_iter().collect() });
     }
-    Ok(PartUrls { parts, expires_at: crate::time::rfc3339(&up.row.expires_at) })
+    Ok(PartUrls { parts, expires_at: crate::time::rfc3339(&up.expires_at) })
 }
 
 pub async fn list(state: &AppState, owner: &str, id: Uuid) -> Result<PartsListing, Error> {
@@ -126,11 +121,11 @@ pub async fn list(state: &AppState, owner: &str, id: Uuid) -> Result<PartsListin
 /// What the store holds for a pending multipart upload (from [`pending`]).
 pub(crate) async fn listing(
     state: &AppState,
-    up: &Upload,
+    up: &UploadRow,
     plan: PartPlan,
     store_id: &str,
 ) -> Result<PartsListing, Error> {
-    let stored = state.store.list_parts(&up.row.key, store_id).await?.unwrap_or_default();
+    let stored = state.store.list_parts(&up.key, store_id).await?.unwrap_or_default();
     Ok(PartsListing {
         parts: stored
             .into_iter()

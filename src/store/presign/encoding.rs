@@ -1,11 +1,15 @@
 //! SigV4 text forms and input checks for the presigner: the signing time stamp, header
 //! value canonicalisation and the checks on keys, header values and expiry.
 
+use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Datelike};
 
 use sha2::{Digest, Sha256};
 
-use super::{MAX_EXPIRES_IN, MAX_KEY_LEN, PresignError};
+use super::{MAX_EXPIRES_IN, PresignError};
+use crate::limits::MAX_KEY_LEN;
 
 /// The signing time, truncated to the second, in the two SigV4 text forms.
 #[derive(Clone, Copy)]
@@ -14,65 +18,34 @@ pub(crate) struct Stamp {
     pub(crate) secs: u64,
     /// Days since the Unix epoch (the signing-key cache key).
     pub(crate) day: u64,
-    /// `YYYYMMDD`
-    pub(crate) date: [u8; 8],
-    /// `YYYYMMDD'T'HHMMSS'Z'`
-    pub(crate) date_time: [u8; 16],
+    /// `YYYYMMDD'T'HHMMSS'Z'`; its first 8 bytes are the `YYYYMMDD` date. Kept inline (no
+    /// allocation): a stamp is made for every presigned URL.
+    date_time: [u8; 16],
 }
 
 impl Stamp {
     pub(crate) fn new(now: SystemTime) -> Result<Self, PresignError> {
         let secs = now.duration_since(UNIX_EPOCH).map_err(|_| PresignError::InvalidTime)?.as_secs();
-        let day = secs / 86_400;
-        let (y, m, d) = civil_from_days(day);
-        if y > 9999 {
+        let t =
+            i64::try_from(secs).ok().and_then(|s| DateTime::from_timestamp(s, 0)).ok_or(PresignError::InvalidTime)?;
+        // SigV4 dates have exactly four year digits.
+        if t.year() > 9999 {
             return Err(PresignError::InvalidTime);
         }
-        let tod = secs % 86_400;
-        let mut date = [0u8; 8];
-        put_digits(&mut date[0..4], y);
-        put_digits(&mut date[4..6], m);
-        put_digits(&mut date[6..8], d);
         let mut date_time = [0u8; 16];
-        date_time[..8].copy_from_slice(&date);
-        date_time[8] = b'T';
-        put_digits(&mut date_time[9..11], tod / 3600);
-        put_digits(&mut date_time[11..13], tod / 60 % 60);
-        put_digits(&mut date_time[13..15], tod % 60);
-        date_time[15] = b'Z';
-        Ok(Stamp { secs, day, date, date_time })
+        write!(&mut date_time[..], "{}", t.format("%Y%m%dT%H%M%SZ")).map_err(|_| PresignError::InvalidTime)?;
+        Ok(Stamp { secs, day: secs / 86_400, date_time })
     }
 
+    /// `YYYYMMDD`
     pub(crate) fn date(&self) -> &str {
-        // Only ASCII digits were written.
-        std::str::from_utf8(&self.date).expect("ASCII")
+        &self.date_time()[..8]
     }
 
     pub(crate) fn date_time(&self) -> &str {
+        // chrono wrote ASCII digits, `T` and `Z` only.
         std::str::from_utf8(&self.date_time).expect("ASCII")
     }
-}
-
-/// Writes `n` as exactly `out.len()` decimal digits (zero-padded).
-fn put_digits(out: &mut [u8], mut n: u64) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-}
-
-/// Gregorian (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 pub(crate) fn is_visible_ascii_token(s: &str) -> bool {
