@@ -57,6 +57,13 @@ impl DbError {
     }
 }
 
+/// The one boundary between a database failure and the API's answer.
+impl From<DbError> for crate::error::Error {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() { Self::unavailable(e) } else { Self::Internal(e.into()) }
+    }
+}
+
 fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;

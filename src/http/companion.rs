@@ -48,7 +48,7 @@ struct Shaped<'a> {
 
 impl ResponseError for CompanionError {
     fn status_code(&self) -> StatusCode {
-        self.0.status()
+        super::error_response::status_of(&self.0)
     }
 
     /// Our own answer (status, headers such as `Retry-After`, logging), with the body
