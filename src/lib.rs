@@ -139,7 +139,7 @@ const RESERVED_FDS: u64 = 256;
 fn connection_limits(config: &Config) -> (usize, http::shedding::LiveConnections) {
     let workers = config.workers as u64;
     let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let room = fds.saturating_sub(RESERVED_FDS + config.db_pool_size as u64).max(2 * workers);
+    let room = fds.saturating_sub(RESERVED_FDS + config.db.pool_size as u64).max(2 * workers);
     let limit = (config.max_connections as u64).min(room - room / 10);
     if limit < config.max_connections as u64 {
         tracing::warn!(
@@ -154,7 +154,7 @@ fn connection_limits(config: &Config) -> (usize, http::shedding::LiveConnections
 /// Pool, migrations, store client and state: everything but the listener. Used by
 /// `serve` and by the one-shot subcommands (`migrate`, `reap`).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let pool = db::pool(&config, config.db_pool_size)?;
+    let pool = db::pool(&config.db, config.db.pool_size)?;
     db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: migrations failed: {e}"))?;
     let store = store::Store::new(&config.s3)?;
     AppState::new(config, pool, store)

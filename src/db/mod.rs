@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::config::DbSettings;
+
 mod embedded {
     refinery::embed_migrations!("sql");
 }
@@ -110,9 +112,10 @@ pub struct Db {
 
 /// Builds a pool of at most `max_size` connections. Connections are made lazily, so a
 /// database that is down at start makes `/readyz` fail rather than the process.
-pub fn pool(config: &crate::config::Config, max_size: usize) -> anyhow::Result<Db> {
-    let timeout = config.db_timeout;
-    let mut pg: tokio_postgres::Config = config.database_url.expose_secret().parse()?;
+pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Result<Db> {
+    let settings = settings.as_ref();
+    let timeout = settings.timeout;
+    let mut pg: tokio_postgres::Config = settings.url.expose_secret().parse()?;
     // What DATABASE_URL sets itself (connect_timeout, keepalives*, tcp_user_timeout,
     // options) is kept.
     if pg.get_connect_timeout().is_none() {
@@ -147,7 +150,7 @@ pub fn pool(config: &crate::config::Config, max_size: usize) -> anyhow::Result<D
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
         .build()?;
-    Ok(Db { pool, timeout, migration_timeout: config.migration_timeout })
+    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout })
 }
 
 /// The startup `options` with `-c statement_timeout=<ms>` added, unless they set one.

@@ -22,7 +22,11 @@ impl ResponseError for Error {
         // `{:#}` prints anyhow's whole chain; the client only sees the generic message.
         match self {
             Self::Unavailable { source, .. } => {
-                tracing::warn!(request_id = request_id.as_deref(), error = format!("{source:#}"), "dependency unavailable")
+                tracing::warn!(
+                    request_id = request_id.as_deref(),
+                    error = format!("{source:#}"),
+                    "dependency unavailable"
+                )
             }
             Self::Internal(source) => {
                 tracing::error!(request_id = request_id.as_deref(), error = format!("{source:#}"), "internal error")

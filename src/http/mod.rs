@@ -1,9 +1,10 @@
-//! The HTTP layer: the whole route table in one function, the extractor configurations
+//! The HTTP layer: the route table (open routes, and the API behind the caller steps), the extractor configurations
 //! that turn actix's own rejections into our error shape, and thin handlers per noun.
 //! Handlers extract in API.md's check order — path id (404), token (401), then the body
 //! or query (400) — because actix runs extractors left to right and the first error wins.
 
 pub mod assets;
+pub mod caller;
 pub mod companion;
 pub mod error_response;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod shedding;
 pub mod uploads;
 pub mod usage;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Route, web};
 
 use crate::error::Error;
@@ -26,22 +28,30 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 type Table = Vec<(&'static str, Vec<(&'static str, Route)>)>;
 
-/// Every route: path, then (method, handler). `/v1/uploads/batch`,
-/// `/v1/assets/download-urls` and `/v1/companion/s3/multipart/{uploadId}/complete` come
-/// before their `{id}` / `{partNumber}` siblings so they match first.
-fn table() -> Table {
-    use actix_web::web::{delete, get, post, put};
+/// The operations routes: no token (probes and scrapers do not carry one).
+fn open_table() -> Table {
+    use actix_web::web::get;
     vec![
         ("/healthz", vec![("GET", get().to(ops::healthz))]),
         ("/readyz", vec![("GET", get().to(ops::readyz))]),
         ("/metrics", vec![("GET", get().to(ops::metrics))]),
         ("/openapi.yaml", vec![("GET", get().to(ops::openapi))]),
+    ]
+}
+
+/// The API: every route here runs the caller steps first (see `routes`).
+/// `/v1/uploads/batch`, `/v1/assets/download-urls` and
+/// `/v1/companion/s3/multipart/{uploadId}/complete` come before their `{id}` /
+/// `{partNumber}` siblings so they match first.
+fn caller_table() -> Table {
+    use actix_web::web::{delete, get, post, put};
+    let upload_id = "/v1/uploads/{id}";
+    let asset_id = "/v1/assets/{id}";
+    let multipart = "/v1/companion/s3/multipart/{uploadId}";
+    vec![
         ("/v1/uploads", vec![("POST", post().to(uploads::create_upload))]),
         ("/v1/uploads/batch", vec![("POST", post().to(uploads::create_upload_batch))]),
-        (
-            "/v1/uploads/{id}",
-            vec![("GET", get().to(uploads::get_upload)), ("DELETE", delete().to(uploads::abort_upload))],
-        ),
+        (upload_id, vec![("GET", get().to(uploads::get_upload)), ("DELETE", delete().to(uploads::abort_upload))]),
         (
             "/v1/uploads/{id}/parts",
             vec![("POST", post().to(uploads::presign_parts)), ("GET", get().to(uploads::list_parts))],
@@ -49,7 +59,7 @@ fn table() -> Table {
         ("/v1/uploads/{id}/complete", vec![("POST", post().to(uploads::complete_upload))]),
         ("/v1/assets", vec![("GET", get().to(assets::list_assets))]),
         ("/v1/assets/download-urls", vec![("POST", post().to(assets::get_download_urls))]),
-        ("/v1/assets/{id}", vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
+        (asset_id, vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
         ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
         ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
         ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
@@ -57,7 +67,7 @@ fn table() -> Table {
         ("/v1/companion/s3/params", vec![("GET", get().to(companion::get_upload_parameters))]),
         ("/v1/companion/s3/multipart", vec![("POST", post().to(companion::create_multipart))]),
         (
-            "/v1/companion/s3/multipart/{uploadId}",
+            multipart,
             vec![("GET", get().to(companion::list_parts)), ("DELETE", delete().to(companion::abort_multipart))],
         ),
         ("/v1/companion/s3/multipart/{uploadId}/complete", vec![("POST", post().to(companion::complete_multipart))]),
@@ -65,9 +75,26 @@ fn table() -> Table {
     ]
 }
 
+/// Every route, in matching order.
+fn table() -> Table {
+    let callers = caller_table().into_iter().map(|(path, routes)| {
+        let routes = routes.into_iter().map(|(method, route)| (method, with_caller_steps(route))).collect();
+        (path, routes)
+    });
+    open_table().into_iter().chain(callers).collect()
+}
+
+/// The caller steps, outermost first: authenticate the bearer token, then charge the
+/// owner's rate limit. A route (not resource) middleware: it runs only once the method
+/// matched, so a 405 or 404 is never charged.
+fn with_caller_steps(route: Route) -> Route {
+    route.wrap(from_fn(caller::rate_limit)).wrap(from_fn(caller::authenticate))
+}
+
 /// The route table without handlers: for the OpenAPI drift test.
 pub fn route_table() -> Vec<(&'static str, Vec<&'static str>)> {
-    table().into_iter().map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect())).collect()
+    let all = open_table().into_iter().chain(caller_table());
+    all.map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect())).collect()
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
