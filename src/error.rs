@@ -146,6 +146,14 @@ impl Error {
         ErrorBody { code: self.code(), message: self.public_message(), request_id: None }
     }
 
+    /// The whole `{"error": {...}}` body: the one writer of it (responses, and the answers
+    /// an Idempotency-Key keeps).
+    pub fn envelope(&self, request_id: Option<String>) -> Envelope<'_> {
+        let mut error = self.body();
+        error.request_id = request_id;
+        Envelope { error }
+    }
+
     /// The Display text: for 5xx variants it is generic by construction (the `#[error]`
     /// strings above never interpolate the source), so internals cannot leak here.
     fn public_message(&self) -> Cow<'_, str> {

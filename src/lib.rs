@@ -23,6 +23,8 @@ pub mod dev;
 pub mod error;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;
+/// `Idempotency-Key`: claim, replay, wait or refuse, and keep the answer.
+pub mod idempotency;
 /// Object key construction.
 pub mod keys;
 /// Giving freed memory back to the kernel after bursts.

@@ -3,8 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::NoQuery;
 use super::ids::Id;
-use super::{NoQuery, OwnerQuery};
+use super::target::Target;
 use crate::assets::{self, Disposition, DownloadUrl};
 use crate::auth::Caller;
 use crate::error::Error;
@@ -34,24 +35,12 @@ pub async fn list_assets(
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn get_asset(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<OwnerQuery>,
-) -> Result<HttpResponse, Error> {
-    let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::get(&state, &owner, id.uuid()).await?))
+pub async fn get_asset(on: Target, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(assets::get(&state, &on.owner()?, on.id).await?))
 }
 
-pub async fn delete_asset(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<OwnerQuery>,
-) -> Result<HttpResponse, Error> {
-    let owner = caller.owner_for(query.owner.as_deref())?;
-    assets::delete(&state, &owner, id.uuid()).await?;
+pub async fn delete_asset(on: Target, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    assets::delete(&state, &on.owner()?, on.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -5,7 +5,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::error::{Envelope, Error};
+use crate::error::Error;
 
 /// `Error::status` in actix's `StatusCode` (actix-web 4 uses the `http` 0.2 types).
 pub fn status_of(e: &Error) -> StatusCode {
@@ -50,8 +50,6 @@ impl ResponseError for Error {
             }
             _ => {}
         }
-        let mut body = self.body();
-        body.request_id = request_id;
-        res.json(Envelope { error: body })
+        res.json(self.envelope(request_id))
     }
 }
