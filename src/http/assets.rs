@@ -5,22 +5,20 @@ use serde::{Deserialize, Serialize};
 
 use super::NoQuery;
 use super::ids::Id;
-use super::target::Target;
+use super::target::{ActsFor, Target};
 use crate::assets::{self, Disposition, DownloadUrl};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// Query and body fields are all optional here but `ids` (serde reads a missing `Option`
+/// as `None`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    #[serde(default)]
     limit: Option<i64>,
-    #[serde(default)]
     cursor: Option<String>,
-    #[serde(default)]
     profile: Option<String>,
-    #[serde(default)]
     owner: Option<String>,
 }
 
@@ -47,34 +45,28 @@ pub async fn delete_asset(on: Target, state: web::Data<AppState>) -> Result<Http
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadQuery {
-    #[serde(default)]
     disposition: Option<Disposition>,
-    #[serde(default)]
     expires_in: Option<i64>,
-    #[serde(default)]
     owner: Option<String>,
 }
 
-pub async fn get_download_url(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<DownloadQuery>,
-) -> Result<HttpResponse, Error> {
-    let q = query.into_inner();
-    let owner = caller.owner_for(q.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::download(&state, &owner, id.uuid(), q.disposition, q.expires_in).await?))
+impl ActsFor for DownloadQuery {
+    fn requested_owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
+
+pub async fn get_download_url(on: Target<DownloadQuery>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let (disposition, expires_in) = (on.query.disposition, on.query.expires_in);
+    Ok(HttpResponse::Ok().json(assets::download(&state, &on.owner()?, on.id, disposition, expires_in).await?))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadUrlsRequest {
     ids: Vec<Id>,
-    #[serde(default)]
     disposition: Option<Disposition>,
-    #[serde(default)]
     expires_in: Option<i64>,
-    #[serde(default)]
     owner: Option<String>,
 }
 

@@ -3,13 +3,19 @@
 //! gets this request's id.
 
 use std::future::Future;
+use std::pin::Pin;
 
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::json::Json;
+use super::{NoQuery, read_query};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::idempotency::{self, Answer, Claim, Reply};
 use crate::state::AppState;
@@ -66,5 +72,43 @@ fn respond(status: ::http::StatusCode, body: Option<String>) -> HttpResponse {
     match body {
         Some(b) => res.content_type(ContentType::json()).body(b),
         None => res.finish(),
+    }
+}
+
+/// A `POST` of a JSON body that creates something, under its `Idempotency-Key`: read in
+/// API.md's order — token (401), query (400: it takes none), body (400).
+pub struct KeyedPost<T> {
+    caller: Caller,
+    body: T,
+    req: HttpRequest,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for KeyedPost<T> {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload).into_inner();
+        let query = read_query::<NoQuery>(req.query_string());
+        let body = Json::<T>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = caller?;
+            query?;
+            Ok(Self { caller, body: body.await?.0, req })
+        })
+    }
+}
+
+impl<T: Serialize> KeyedPost<T> {
+    /// `work(caller, body)`, at most once per key.
+    pub async fn run<F, Fut>(self, state: &AppState, work: F) -> Result<HttpResponse, Error>
+    where
+        F: FnOnce(Caller, T) -> Fut,
+        Fut: Future<Output = Result<Reply, Error>>,
+    {
+        let Self { caller, body, req } = self;
+        let owner = caller.owner.clone();
+        run(state, &req, &owner, body, |body| work(caller, body)).await
     }
 }

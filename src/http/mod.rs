@@ -121,8 +121,18 @@ pub async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::NotFound)
 }
 
+/// A query string read as `T`, or a 400 saying why not: the one wording of a bad query,
+/// also for `web::Query` (`query_config`).
+pub fn read_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, Error> {
+    web::Query::<T>::from_query(query).map(web::Query::into_inner).map_err(bad_query)
+}
+
+fn bad_query(err: actix_web::error::QueryPayloadError) -> Error {
+    Error::invalid(format!("query: {err}"))
+}
+
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _| Error::invalid(format!("query: {err}")).into())
+    web::QueryConfig::default().error_handler(|err, _| bad_query(err).into())
 }
 
 /// A path id that is not a UUID names nothing: 404, like any unknown id.

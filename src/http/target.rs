@@ -1,29 +1,41 @@
-//! What most `/v1/uploads/{id}…` and `/v1/assets/{id}` routes read before their body: the
-//! id, the caller, and `?owner=`, in API.md's check order — path id (404), token (401),
-//! query (400). The owner check (403) waits for [`Target::owner`], which a handler calls
-//! after reading its body, so a bad body is a 400 before an owner it may not act for.
+//! What the `/v1/uploads/{id}…` and `/v1/assets/{id}…` routes read before their body: the
+//! id, the caller, and the query with its `owner`, in API.md's check order — path id (404),
+//! token (401), query (400). The owner check (403) waits for [`Target::owner`], which a
+//! handler calls after reading its body, so a bad body is a 400 before an owner it may not
+//! act for.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use uuid::Uuid;
 
-use super::OwnerQuery;
 use super::ids::Id;
+use super::{OwnerQuery, read_query};
 use crate::auth::Caller;
 use crate::error::Error;
 
-pub struct Target {
-    pub id: Uuid,
-    pub caller: Caller,
-    requested: Option<String>,
+/// A route's query, which names the owner to act for (`?owner=`, admin scope).
+pub trait ActsFor: serde::de::DeserializeOwned {
+    fn requested_owner(&self) -> Option<&str>;
 }
 
-impl Target {
-    /// The owner to act for: the caller's own, or `?owner=` (admin scope).
+impl ActsFor for OwnerQuery {
+    fn requested_owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
+
+pub struct Target<Q = OwnerQuery> {
+    pub id: Uuid,
+    pub caller: Caller,
+    pub query: Q,
+}
+
+impl<Q: ActsFor> Target<Q> {
+    /// The owner to act for: the caller's own, or the query's (admin scope).
     pub fn owner(&self) -> Result<String, Error> {
-        self.caller.owner_for(self.requested.as_deref())
+        self.caller.owner_for(self.query.requested_owner())
     }
 
     /// The id, as an upload's: recorded on the request's span.
@@ -33,7 +45,7 @@ impl Target {
     }
 }
 
-impl FromRequest for Target {
+impl<Q: ActsFor> FromRequest for Target<Q> {
     type Error = Error;
     type Future = Ready<Result<Self, Error>>;
 
@@ -42,11 +54,9 @@ impl FromRequest for Target {
     }
 }
 
-fn read(req: &HttpRequest, payload: &mut Payload) -> Result<Target, Error> {
+fn read<Q: ActsFor>(req: &HttpRequest, payload: &mut Payload) -> Result<Target<Q>, Error> {
     // As `web::Path<Id>` reads it (percent-decoded); an id that is not one names nothing.
     let id = req.match_info().load::<Id>().map_err(|_| Error::NotFound)?.uuid();
     let caller = Caller::from_request(req, payload).into_inner()?;
-    let query =
-        web::Query::<OwnerQuery>::from_query(req.query_string()).map_err(|e| Error::invalid(format!("query: {e}")))?;
-    Ok(Target { id, caller, requested: query.into_inner().owner })
+    Ok(Target { id, caller, query: read_query(req.query_string())? })
 }

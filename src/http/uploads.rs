@@ -4,11 +4,10 @@
 use ::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::idempotency;
+use super::idempotency::{self, KeyedPost};
 use super::json::{Body, Json};
+use super::optional_json;
 use super::target::Target;
-use super::{NoQuery, optional_json};
-use crate::auth::Caller;
 use crate::error::Error;
 use crate::idempotency::Reply;
 use crate::state::AppState;
@@ -18,30 +17,18 @@ use crate::uploads::{complete::CompleteRequest, parts::PresignPartsRequest};
 type Answer = Result<HttpResponse, Error>;
 type State = web::Data<AppState>;
 
-pub async fn create_upload(
-    me: Caller,
-    state: State,
-    req: HttpRequest,
-    _: web::Query<NoQuery>,
-    body: Json<CreateUploadRequest>,
-) -> Answer {
-    idempotency::run(&state, &req, &me.owner, body.0, async |body| {
+pub async fn create_upload(state: State, post: KeyedPost<CreateUploadRequest>) -> Answer {
+    post.run(&state, async |me, body| {
         Reply::json(StatusCode::CREATED, &uploads::create::create(&state, &me, body).await?)
     })
     .await
 }
 
-pub async fn create_upload_batch(
-    me: Caller,
-    state: State,
-    req: HttpRequest,
-    _: web::Query<NoQuery>,
-    body: Json<BatchRequest>,
-) -> Answer {
-    idempotency::run(&state, &req, &me.owner, body.0, async |body| {
+/// A batch answer with an item that met an outage is not final: a retry runs again.
+pub async fn create_upload_batch(state: State, post: KeyedPost<BatchRequest>) -> Answer {
+    post.run(&state, async |me, body| {
         let answer = uploads::batch::create_batch(&state, &me, body).await?;
-        let replayable = !answer.has_server_errors();
-        Ok(Reply { replayable, ..Reply::json(StatusCode::OK, &answer)? })
+        Ok(Reply { replayable: !answer.has_server_errors(), ..Reply::json(StatusCode::OK, &answer)? })
     })
     .await
 }
