@@ -1,13 +1,16 @@
 //! r2-broker: presigned direct-to-store uploads with JWT auth, atomic quotas and
 //! HeadObject-verified asset records. File bytes never pass through this process.
 //!
-//! Layers, one noun per file across them: `http` (handlers, DTO extraction) → workflows
-//! (`uploads`, `assets`, `usage`) → `db` (SQL) and `store` (S3). `main.rs` only parses the
-//! command line; `Application::build` is what both `main` and the tests start.
+//! Layers, one noun per file across them: `http` (routes, extractors, handlers, and the
+//! only module that knows actix) → workflows (`uploads`, `assets`, `usage`, `idempotency`,
+//! `reaper`, `confirm`) → `db` (all SQL) and `store` (S3) → `config`. `error` (the one
+//! error type) and the small value modules are leaves everyone may use; nothing points
+//! back up (`scripts/module-graph.py` checks). `main.rs` only parses the command line;
+//! `Application::build` is what both `main` and the tests start.
 
 /// Content checks and the verified records of uploaded objects.
 pub mod assets;
-/// JWT verification and the `Caller` extractor.
+/// JWT verification, the `Caller` and acting for another owner.
 pub mod auth;
 /// `r2-broker healthcheck`: the container health probe (plain HTTP over std).
 pub mod cli_healthcheck;
@@ -19,7 +22,7 @@ pub mod confirm;
 pub mod db;
 /// `r2-broker dev`: an embedded S3 store and a private PostgreSQL.
 pub mod dev;
-/// The one error type (API.md's table).
+/// The one error type (API.md's table), framework-free.
 pub mod error;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;

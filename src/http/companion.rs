@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::json::Json;
 use super::read_query;
 use crate::auth::Caller;
-use crate::error::{Error, ErrorBody};
+use crate::error::{Envelope, Error, ErrorBody};
 use crate::state::AppState;
 use crate::uploads::companion::{self, CompleteMultipartRequest, UppyFile};
 
@@ -57,8 +57,7 @@ impl ResponseError for CompanionError {
     /// replaced by `{"message", "error"}`.
     fn error_response(&self) -> HttpResponse {
         let res = self.0.error_response();
-        let mut error = self.0.body();
-        error.request_id = super::request_id::current();
+        let Envelope { error } = self.0.envelope(super::request_id::current());
         let body = serde_json::to_vec(&Shaped { message: &error.message, error: &error }).unwrap_or_default();
         res.set_body(BoxBody::new(body))
     }

@@ -47,13 +47,13 @@ fn open_table() -> Table {
 /// `{partNumber}` siblings so they match first.
 fn caller_table() -> Table {
     use actix_web::web::{delete, get, post, put};
-    let upload_id = "/v1/uploads/{id}";
-    let asset_id = "/v1/assets/{id}";
-    let multipart = "/v1/companion/s3/multipart/{uploadId}";
     vec![
         ("/v1/uploads", vec![("POST", post().to(uploads::create_upload))]),
         ("/v1/uploads/batch", vec![("POST", post().to(uploads::create_upload_batch))]),
-        (upload_id, vec![("GET", get().to(uploads::get_upload)), ("DELETE", delete().to(uploads::abort_upload))]),
+        (
+            "/v1/uploads/{id}",
+            vec![("GET", get().to(uploads::get_upload)), ("DELETE", delete().to(uploads::abort_upload))],
+        ),
         (
             "/v1/uploads/{id}/parts",
             vec![("POST", post().to(uploads::presign_parts)), ("GET", get().to(uploads::list_parts))],
@@ -61,7 +61,7 @@ fn caller_table() -> Table {
         ("/v1/uploads/{id}/complete", vec![("POST", post().to(uploads::complete_upload))]),
         ("/v1/assets", vec![("GET", get().to(assets::list_assets))]),
         ("/v1/assets/download-urls", vec![("POST", post().to(assets::get_download_urls))]),
-        (asset_id, vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
+        ("/v1/assets/{id}", vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
         ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
         ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
         ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
@@ -69,7 +69,7 @@ fn caller_table() -> Table {
         ("/v1/companion/s3/params", vec![("GET", get().to(companion::get_upload_parameters))]),
         ("/v1/companion/s3/multipart", vec![("POST", post().to(companion::create_multipart))]),
         (
-            multipart,
+            "/v1/companion/s3/multipart/{uploadId}",
             vec![("GET", get().to(companion::list_parts)), ("DELETE", delete().to(companion::abort_multipart))],
         ),
         ("/v1/companion/s3/multipart/{uploadId}/complete", vec![("POST", post().to(companion::complete_multipart))]),
