@@ -145,3 +145,19 @@ async fn forget(db: &Db, owner: &str, key: &str) {
         tracing::warn!("could not discard an idempotency key after a failure; it goes stale in 60 s");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn a_key_is_bound_to_method_target_and_the_parsed_body() {
+        let body = serde_json::json!({"size": 10, "filename": "a.bin"});
+        let same = serde_json::from_str::<serde_json::Value>(r#"{ "filename":"a.bin",  "size":10 }"#).unwrap();
+        let print = |m, t, b: &serde_json::Value| fingerprint(m, t, b).unwrap();
+        assert_eq!(print("POST", "/v1/uploads", &body), print("POST", "/v1/uploads", &same), "spelling aside");
+        assert_ne!(print("POST", "/v1/uploads", &body), print("POST", "/v1/uploads?owner=x", &body));
+        assert_ne!(print("POST", "/v1/uploads", &body), print("PUT", "/v1/uploads", &body));
+        assert_ne!(print("POST", "/v1/uploads", &body), print("POST", "/v1/uploads", &serde_json::json!({"size": 11})));
+    }
+}
