@@ -1,24 +1,19 @@
-//! Authentication. `Verifier` checks JWTs with jsonwebtoken; `Caller` is the actix
-//! extractor, so a handler that takes a `Caller` cannot run without a valid token, and
-//! acting for another owner is one method (`owner_for`) rather than an `if` per handler.
+//! Authentication, framework-free. `Verifier` checks JWTs with jsonwebtoken and names the
+//! `Caller`; acting for another owner is one method (`owner_for`) rather than an `if` per
+//! handler. Reading the token off a request is `http::caller`.
 //!
-//! The accepted algorithms follow the configured keys: HS256 with `JWT_SECRET`, the family
-//! of the PEM key (RSA: RS*/PS*, EC: ES256/ES384, Ed25519: EdDSA) with
-//! `JWT_PUBLIC_KEY_FILE`. A token's header picks between them, so an RS256 token can never
-//! be checked as HS256 with the public key as secret, and `alg: none` does not parse.
+//! The accepted algorithms follow the configured keys (`config::JwtKey`: HS256 with
+//! `JWT_SECRET`, the PEM key's family with `JWT_PUBLIC_KEY_FILE`). A token's header picks
+//! between them, so an RS256 token can never be checked as HS256 with the public key as
+//! secret, and `alg: none` does not parse.
 
 mod cache;
 
-use std::future::{Ready, ready};
-
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use secrecy::ExposeSecret;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
-use crate::config::JwtConfig;
+use crate::config::{JwtConfig, JwtKey};
 use crate::error::Error;
-use crate::state::AppState;
 
 /// Owners (`sub`) are at most 255 bytes (API.md).
 pub const MAX_OWNER_LEN: usize = 255;
@@ -33,12 +28,6 @@ pub fn is_valid_owner(owner: &str) -> bool {
 /// `400 invalid_request` unless `owner` is valid.
 pub fn check_owner(owner: &str) -> Result<(), Error> {
     if is_valid_owner(owner) { Ok(()) } else { Err(Error::invalid("owner: must be 1 to 255 bytes, without U+0000")) }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("JWT_PUBLIC_KEY_FILE is not a PEM RSA, EC or Ed25519 public key")]
-    BadPublicKey,
 }
 
 #[derive(Deserialize)]
@@ -81,9 +70,9 @@ pub struct Verifier {
     cache: cache::TokenCache,
 }
 
-fn validation(algorithms: Vec<Algorithm>, cfg: &JwtConfig) -> Validation {
-    let mut v = Validation::new(algorithms[0]);
-    v.algorithms = algorithms;
+fn validation(key: &JwtKey, cfg: &JwtConfig) -> Validation {
+    let mut v = Validation::new(key.algorithms[0]);
+    v.algorithms = key.algorithms.clone();
     v.leeway = 0;
     v.validate_exp = true;
     v.validate_nbf = true;
@@ -103,37 +92,14 @@ fn validation(algorithms: Vec<Algorithm>, cfg: &JwtConfig) -> Validation {
 }
 
 impl Verifier {
-    pub fn new(cfg: &JwtConfig) -> Result<Self, AuthError> {
-        let hmac = cfg.secret.as_ref().map(|s| KeyCheck {
-            key: DecodingKey::from_secret(s.expose_secret().as_bytes()),
-            validation: validation(vec![Algorithm::HS256], cfg),
-        });
-        let public = match &cfg.public_key_pem {
-            None => None,
-            Some(pem) => {
-                let (key, algs) = if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-                    (
-                        k,
-                        vec![
-                            Algorithm::RS256,
-                            Algorithm::RS384,
-                            Algorithm::RS512,
-                            Algorithm::PS256,
-                            Algorithm::PS384,
-                            Algorithm::PS512,
-                        ],
-                    )
-                } else if let Ok(k) = DecodingKey::from_ec_pem(pem) {
-                    (k, vec![Algorithm::ES256, Algorithm::ES384])
-                } else if let Ok(k) = DecodingKey::from_ed_pem(pem) {
-                    (k, vec![Algorithm::EdDSA])
-                } else {
-                    return Err(AuthError::BadPublicKey);
-                };
-                Some(KeyCheck { key, validation: validation(algs, cfg) })
-            }
-        };
-        Ok(Self { hmac, public, admin_scope: cfg.admin_scope.clone(), cache: Default::default() })
+    pub fn new(cfg: &JwtConfig) -> Self {
+        let check = |k: &JwtKey| KeyCheck { key: k.key.clone(), validation: validation(k, cfg) };
+        Self {
+            hmac: cfg.hmac.as_ref().map(check),
+            public: cfg.public.as_ref().map(check),
+            admin_scope: cfg.admin_scope.clone(),
+            cache: Default::default(),
+        }
     }
 
     /// Checks a bearer token and returns the caller it names.
@@ -183,27 +149,4 @@ impl Caller {
     pub fn require_admin(&self) -> Result<(), Error> {
         if self.admin { Ok(()) } else { Err(Error::Forbidden("this action needs the admin scope")) }
     }
-}
-
-impl FromRequest for Caller {
-    type Error = Error;
-    type Future = Ready<Result<Self, Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
-    }
-}
-
-fn authenticate(req: &HttpRequest) -> Result<Caller, Error> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| anyhow::anyhow!("AppState missing"))?;
-    let value =
-        req.headers().get(header::AUTHORIZATION).ok_or(Error::Unauthorized("missing Authorization: Bearer token"))?;
-    let value = value.to_str().map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(Error::Unauthorized("Authorization must be `Bearer <token>`")),
-    };
-    let caller = state.verifier.verify(token)?;
-    state.rate_limit(&caller.owner)?;
-    Ok(caller)
 }

@@ -7,7 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::profiles::Profiles;
 
+mod jwt;
 mod settings;
+pub use jwt::{JwtConfig, JwtKey};
 pub use settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,35 +46,46 @@ pub struct S3Config {
     pub complete_timeout: std::time::Duration,
 }
 
-#[derive(Debug, Clone)]
-pub struct JwtConfig {
-    pub secret: Option<SecretString>,
-    pub public_key_pem: Option<Vec<u8>>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub admin_scope: String,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     pub per_second: u32,
     pub burst: u32,
 }
 
+/// What the database pool needs (`db::pool`), and nothing else of the configuration.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: SecretString,
+    /// Connections at most, all workers together (`BROKER_DB_POOL_SIZE`).
+    pub pool_size: usize,
+    /// Bound of one database call, pool checkout included (`BROKER_DB_TIMEOUT`).
+    pub timeout: std::time::Duration,
+    /// Bound of the migrations at start; `None`: unbounded (`BROKER_MIGRATION_TIMEOUT=0`).
+    pub migration_timeout: Option<std::time::Duration>,
+}
+
+/// A test harness hands `db::pool` the whole `Config`; the pool reads only its part.
+impl AsRef<DbSettings> for Config {
+    fn as_ref(&self) -> &DbSettings {
+        &self.db
+    }
+}
+
+impl AsRef<DbSettings> for DbSettings {
+    fn as_ref(&self) -> &DbSettings {
+        self
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
-    pub database_url: SecretString,
+    pub db: DbSettings,
     pub s3: S3Config,
     pub jwt: JwtConfig,
     pub profiles: Profiles,
     pub default_quota_bytes: i64,
     pub default_quota_objects: i64,
-    pub db_pool_size: usize,
-    /// Bound of one database call, pool checkout included (`BROKER_DB_TIMEOUT`).
-    pub db_timeout: std::time::Duration,
-    /// Bound of the migrations at start; `None`: unbounded (`BROKER_MIGRATION_TIMEOUT=0`).
-    pub migration_timeout: Option<std::time::Duration>,
     pub workers: usize,
     pub cors_origins: Vec<String>,
     pub rate_limit: Option<RateLimit>,
@@ -186,25 +199,27 @@ impl Settings {
         {
             return Err(bad("JWT_SECRET", "must be at least 32 bytes (HS256 needs a strong key)"));
         }
-        let public_key_pem = match &self.jwt_public_key_file {
+        let public = match &self.jwt_public_key_file {
             None => None,
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {}: {e}", path.display())))?,
-            ),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
+                let key = JwtKey::from_public_pem(&pem).ok_or_else(|| {
+                    bad("JWT_PUBLIC_KEY_FILE", "JWT_PUBLIC_KEY_FILE is not a PEM RSA, EC or Ed25519 public key")
+                })?;
+                Some(key)
+            }
         };
-        if secret.is_none() && public_key_pem.is_none() {
+        if secret.is_none() && public.is_none() {
             return Err(bad("JWT_SECRET", "at least one of JWT_SECRET and JWT_PUBLIC_KEY_FILE is required"));
         }
         let jwt = JwtConfig {
-            secret: secret.map(SecretString::from),
-            public_key_pem,
+            hmac: secret.map(|s| JwtKey::hs256(s.as_bytes())),
+            public,
             issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
             admin_scope: self.admin_scope.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "broker:admin".into()),
         };
-        // Parse the key now so a bad PEM fails at start, naming the variable.
-        crate::auth::Verifier::new(&jwt).map_err(|e| bad("JWT_PUBLIC_KEY_FILE", e.to_string()))?;
 
         let profiles = match &self.profiles {
             None => Profiles::builtin(),
@@ -282,15 +297,17 @@ impl Settings {
 
         Ok(Config {
             listen,
-            database_url: database_url.into(),
+            db: DbSettings {
+                url: database_url.into(),
+                pool_size: db_pool_size,
+                timeout: db_timeout,
+                migration_timeout: (!migration_timeout.is_zero()).then_some(migration_timeout),
+            },
             s3,
             jwt,
             profiles,
             default_quota_bytes,
             default_quota_objects,
-            db_pool_size,
-            db_timeout,
-            migration_timeout: (!migration_timeout.is_zero()).then_some(migration_timeout),
             workers,
             cors_origins,
             rate_limit,
@@ -310,7 +327,8 @@ impl Config {
     /// A one-line description for the start-up log: no secrets, no password.
     pub fn summary(&self) -> String {
         let db = self
-            .database_url
+            .db
+            .url
             .expose_secret()
             .parse::<tokio_postgres::Config>()
             .map(|c| {
@@ -326,8 +344,8 @@ impl Config {
             self.s3.bucket,
             self.s3.provider,
             self.profiles.names().join(","),
-            if self.jwt.secret.is_some() { "hs256" } else { "" },
-            if self.jwt.public_key_pem.is_some() { "+public-key" } else { "" },
+            if self.jwt.hmac.is_some() { "hs256" } else { "" },
+            if self.jwt.public.is_some() { "+public-key" } else { "" },
         )
     }
 }

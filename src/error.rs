@@ -3,15 +3,18 @@
 //!
 //! Which error to use where:
 //! - workflow code (`uploads`, `assets`, `quota`) returns `Error` directly;
-//! - the `db` and `store` layers return their own small error types, and the `From`
-//!   impls at the bottom of this file are the one place that decides whether a
-//!   dependency failure is `Unavailable` (503, retry later) or `Internal` (500, a bug);
+//! - the `db` and `store` layers return their own small error types; the `From` impls
+//!   beside those types (db/mod.rs, store/mod.rs) decide whether a dependency failure is
+//!   `Unavailable` (503, retry later) or `Internal` (500, a bug);
 //! - 5xx bodies carry only a generic message: the cause is logged with the request id.
+//!
+//! This module is a leaf: it knows no framework. The HTTP answer (headers, logging, the
+//! request id) is `http::error_response`; `status()` is the `http` crate's type so that
+//! the table stays here.
 
 use std::borrow::Cow;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
+use ::http::StatusCode;
 use serde::Serialize;
 
 /// How long a client should wait before retrying after a dependency failure.
@@ -143,6 +146,14 @@ impl Error {
         ErrorBody { code: self.code(), message: self.public_message(), request_id: None }
     }
 
+    /// The whole `{"error": {...}}` body: the one writer of it (responses, and the answers
+    /// an Idempotency-Key keeps).
+    pub fn envelope(&self, request_id: Option<String>) -> Envelope<'_> {
+        let mut error = self.body();
+        error.request_id = request_id;
+        Envelope { error }
+    }
+
     /// The Display text: for 5xx variants it is generic by construction (the `#[error]`
     /// strings above never interpolate the source), so internals cannot leak here.
     fn public_message(&self) -> Cow<'_, str> {
@@ -158,75 +169,10 @@ pub struct ErrorBody<'a> {
     pub request_id: Option<String>,
 }
 
+/// The whole error body of a response: `{"error": {...}}`.
 #[derive(Serialize)]
-struct Envelope<'a> {
-    error: ErrorBody<'a>,
-}
-
-impl ResponseError for Error {
-    fn status_code(&self) -> StatusCode {
-        self.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let request_id = crate::http::request_id::current();
-        if self.status().is_server_error() {
-            // `{:#}` prints anyhow's whole chain; the client only sees the generic message.
-            match self {
-                Self::Unavailable { source, .. } => {
-                    tracing::warn!(
-                        request_id = request_id.as_deref(),
-                        error = format!("{source:#}"),
-                        "dependency unavailable"
-                    )
-                }
-                Self::Internal(source) => {
-                    tracing::error!(request_id = request_id.as_deref(), error = format!("{source:#}"), "internal error")
-                }
-                _ => {}
-            }
-        }
-        let mut res = HttpResponse::build(self.status());
-        match self {
-            Self::Unauthorized(_) => {
-                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
-                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            Self::MethodNotAllowed { allow } => {
-                res.insert_header((header::ALLOW, allow.join(", ")));
-            }
-            // The rest of the body may still be on its way: the connection cannot be reused.
-            Self::RequestTimeout(_) => {
-                res.force_close();
-            }
-            _ => {}
-        }
-        let mut body = self.body();
-        body.request_id = request_id;
-        res.json(Envelope { error: body })
-    }
-}
-
-// ---- classification of dependency failures: the one boundary ----
-
-impl From<crate::db::DbError> for Error {
-    fn from(e: crate::db::DbError) -> Self {
-        if e.is_unavailable() { Self::unavailable(e) } else { Self::Internal(e.into()) }
-    }
-}
-
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
-        if e.is_unavailable() { Self::unavailable(e) } else { Self::Internal(e.into()) }
-    }
-}
-
-impl From<crate::store::presign::PresignError> for Error {
-    fn from(e: crate::store::presign::PresignError) -> Self {
-        Self::Internal(anyhow::Error::new(e))
-    }
+pub struct Envelope<'a> {
+    pub error: ErrorBody<'a>,
 }
 
 #[cfg(test)]

@@ -3,12 +3,11 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
-use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -23,13 +22,14 @@ pub struct AppState {
     /// Validated configuration, profiles included.
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    /// Per-owner request rate limit; `None` when disabled.
+    /// Per-owner request rate limit (charged by `http::caller::rate_limit`, trimmed by the
+    /// reaper); `None` when disabled.
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db, store: Store) -> anyhow::Result<Self> {
-        let verifier = Verifier::new(&config.jwt)?;
+        let verifier = Verifier::new(&config.jwt);
         let limiter = config.rate_limit.map(|rl| {
             let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
             let burst = NonZeroU32::new(rl.burst).unwrap_or(per_second);
@@ -52,18 +52,10 @@ impl AppState {
     /// thread and back — a wake-up and a context switch each way. Per-worker pools keep
     /// a request and its connection on one thread.
     pub fn for_worker(&self) -> Self {
-        let size = self.config.db_pool_size.div_ceil(self.config.workers).max(1);
+        let settings = &self.config.db;
+        let size = settings.pool_size.div_ceil(self.config.workers).max(1);
         // The same settings already built the shared pool in `build_state`.
-        let db = crate::db::pool(&self.config, size).expect("pool settings were validated at start");
+        let db = crate::db::pool(settings, size).expect("pool settings were validated at start");
         Self { db, ..self.clone() }
-    }
-
-    /// `429 rate_limited` with the wait when the owner is over its rate.
-    pub fn rate_limit(&self, owner: &str) -> Result<(), Error> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
-        limiter.check_key(&owner.to_owned()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            Error::RateLimited { retry_after: wait.as_secs_f64().ceil().max(1.0) as u32 }
-        })
     }
 }

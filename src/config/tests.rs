@@ -64,8 +64,8 @@ fn secrets_do_not_appear_in_debug_or_summary() {
 fn deadlines_have_defaults_take_fractions_and_migrations_may_be_unbounded() {
     use std::time::Duration;
     let c = minimal().validate().unwrap();
-    assert_eq!(c.db_timeout, Duration::from_secs(3));
-    assert_eq!(c.migration_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(c.db.timeout, Duration::from_secs(3));
+    assert_eq!(c.db.migration_timeout, Some(Duration::from_secs(300)));
     assert_eq!(c.s3.timeout, Duration::from_secs(5));
     assert_eq!(c.s3.complete_timeout, Duration::from_secs(60));
 
@@ -75,10 +75,10 @@ fn deadlines_have_defaults_take_fractions_and_migrations_may_be_unbounded() {
     s.store_complete_timeout = Some("600".into());
     s.migration_timeout = Some("0".into());
     let c = s.validate().unwrap();
-    assert_eq!(c.db_timeout, Duration::from_millis(1500));
+    assert_eq!(c.db.timeout, Duration::from_millis(1500));
     assert_eq!(c.s3.timeout, Duration::from_millis(500));
     assert_eq!(c.s3.complete_timeout, Duration::from_secs(600));
-    assert_eq!(c.migration_timeout, None, "0 means no bound");
+    assert_eq!(c.db.migration_timeout, None, "0 means no bound");
 }
 
 #[test]

@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::config::DbSettings;
+
 mod embedded {
     refinery::embed_migrations!("sql");
 }
@@ -58,6 +60,13 @@ impl DbError {
     /// serve the next call.
     fn server_answered(&self) -> bool {
         matches!(self, Self::Postgres(e) if e.as_db_error().is_some())
+    }
+}
+
+/// The one boundary between a database failure and the API's answer.
+impl From<DbError> for crate::error::Error {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() { Self::unavailable(e) } else { Self::Internal(e.into()) }
     }
 }
 
@@ -107,9 +116,10 @@ pub struct Db {
 
 /// Builds a pool of at most `max_size` connections. Connections are made lazily, so a
 /// database that is down at start makes `/readyz` fail rather than the process.
-pub fn pool(config: &crate::config::Config, max_size: usize) -> anyhow::Result<Db> {
-    let timeout = config.db_timeout;
-    let mut pg: tokio_postgres::Config = config.database_url.expose_secret().parse()?;
+pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Result<Db> {
+    let settings = settings.as_ref();
+    let timeout = settings.timeout;
+    let mut pg: tokio_postgres::Config = settings.url.expose_secret().parse()?;
     // What DATABASE_URL sets itself (connect_timeout, keepalives*, tcp_user_timeout,
     // options) is kept.
     if pg.get_connect_timeout().is_none() {
@@ -144,7 +154,7 @@ pub fn pool(config: &crate::config::Config, max_size: usize) -> anyhow::Result<D
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
         .build()?;
-    Ok(Db { pool, timeout, migration_timeout: config.migration_timeout })
+    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout })
 }
 
 /// The startup `options` with `-c statement_timeout=<ms>` added, unless they set one.

@@ -339,13 +339,13 @@ mod tests {
             ..Default::default()
         };
         let jwt = crate::config::JwtConfig {
-            secret: Some(loaded.jwt_secret.clone().into()),
-            public_key_pem: None,
+            hmac: Some(crate::config::JwtKey::hs256(loaded.jwt_secret.as_bytes())),
+            public: None,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             admin_scope: "broker:admin".into(),
         };
-        let verifier = crate::auth::Verifier::new(&jwt).unwrap();
+        let verifier = crate::auth::Verifier::new(&jwt);
         let ttl = Duration::from_secs(60);
         let caller = verifier.verify(&mint(&settings, &loaded.jwt_secret, "alice", ttl, true).unwrap()).unwrap();
         assert_eq!((caller.owner.as_str(), caller.admin), ("alice", true));

@@ -3,23 +3,22 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::NoQuery;
 use super::ids::Id;
-use super::{NoQuery, OwnerQuery};
+use super::target::{ActsFor, Target};
 use crate::assets::{self, Disposition, DownloadUrl};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// Query and body fields are all optional here but `ids` (serde reads a missing `Option`
+/// as `None`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    #[serde(default)]
     limit: Option<i64>,
-    #[serde(default)]
     cursor: Option<String>,
-    #[serde(default)]
     profile: Option<String>,
-    #[serde(default)]
     owner: Option<String>,
 }
 
@@ -34,58 +33,40 @@ pub async fn list_assets(
     Ok(HttpResponse::Ok().json(page))
 }
 
-pub async fn get_asset(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<OwnerQuery>,
-) -> Result<HttpResponse, Error> {
-    let owner = caller.owner_for(query.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::get(&state, &owner, id.uuid()).await?))
+pub async fn get_asset(on: Target, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(assets::get(&state, &on.owner()?, on.id).await?))
 }
 
-pub async fn delete_asset(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<OwnerQuery>,
-) -> Result<HttpResponse, Error> {
-    let owner = caller.owner_for(query.owner.as_deref())?;
-    assets::delete(&state, &owner, id.uuid()).await?;
+pub async fn delete_asset(on: Target, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    assets::delete(&state, &on.owner()?, on.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadQuery {
-    #[serde(default)]
     disposition: Option<Disposition>,
-    #[serde(default)]
     expires_in: Option<i64>,
-    #[serde(default)]
     owner: Option<String>,
 }
 
-pub async fn get_download_url(
-    id: web::Path<Id>,
-    caller: Caller,
-    state: web::Data<AppState>,
-    query: web::Query<DownloadQuery>,
-) -> Result<HttpResponse, Error> {
-    let q = query.into_inner();
-    let owner = caller.owner_for(q.owner.as_deref())?;
-    Ok(HttpResponse::Ok().json(assets::download(&state, &owner, id.uuid(), q.disposition, q.expires_in).await?))
+impl ActsFor for DownloadQuery {
+    fn requested_owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
+
+pub async fn get_download_url(on: Target<DownloadQuery>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let (disposition, expires_in) = (on.query.disposition, on.query.expires_in);
+    Ok(HttpResponse::Ok().json(assets::download(&state, &on.owner()?, on.id, disposition, expires_in).await?))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadUrlsRequest {
     ids: Vec<Id>,
-    #[serde(default)]
     disposition: Option<Disposition>,
-    #[serde(default)]
     expires_in: Option<i64>,
-    #[serde(default)]
     owner: Option<String>,
 }
 

@@ -10,17 +10,19 @@
 //! `Result`s so that their failures get this shape too.
 
 use std::collections::BTreeMap;
+use std::future::{Ready, ready};
 
 use actix_web::body::BoxBody;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::de::DeserializeOwned;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::json::Json;
+use super::read_query;
 use crate::auth::Caller;
-use crate::error::{Error, ErrorBody};
+use crate::error::{Envelope, Error, ErrorBody};
 use crate::state::AppState;
 use crate::uploads::companion::{self, CompleteMultipartRequest, UppyFile};
 
@@ -48,15 +50,14 @@ struct Shaped<'a> {
 
 impl ResponseError for CompanionError {
     fn status_code(&self) -> StatusCode {
-        self.0.status()
+        super::error_response::status_of(&self.0)
     }
 
     /// Our own answer (status, headers such as `Retry-After`, logging), with the body
     /// replaced by `{"message", "error"}`.
     fn error_response(&self) -> HttpResponse {
         let res = self.0.error_response();
-        let mut error = self.0.body();
-        error.request_id = super::request_id::current();
+        let Envelope { error } = self.0.envelope(super::request_id::current());
         let body = serde_json::to_vec(&Shaped { message: &error.message, error: &error }).unwrap_or_default();
         res.set_body(BoxBody::new(body))
     }
@@ -81,17 +82,26 @@ struct KeyQuery {
 /// `{uploadId}`, our upload id (any other spelling names nothing: 404), then the token
 /// (401), then the query (400: parameters other than `key` are refused, as every route
 /// refuses undocumented ones).
-fn upload_route(req: &HttpRequest, caller: Result<Caller, Error>) -> Result<(Uuid, Caller), Error> {
-    let id = req.match_info().get("uploadId").and_then(super::ids::parse).ok_or(Error::NotFound)?;
-    let caller = caller?;
-    read_query::<KeyQuery>(req.query_string())?;
-    Ok((id, caller))
+pub struct UploadRoute {
+    id: Uuid,
+    caller: Caller,
 }
 
-/// The query string read as `T`, or a 400 saying why not.
-fn read_query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
-    let read = web::Query::<T>::from_query(query).map_err(|e| Error::invalid(format!("query: {e}")))?;
-    Ok(read.into_inner())
+impl FromRequest for UploadRoute {
+    type Error = CompanionError;
+    type Future = Ready<Result<Self, CompanionError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(upload_route(req, payload).map_err(CompanionError))
+    }
+}
+
+fn upload_route(req: &HttpRequest, payload: &mut Payload) -> Result<UploadRoute, Error> {
+    let id = req.match_info().get("uploadId").and_then(super::ids::parse).ok_or(Error::NotFound)?;
+    let caller = Caller::from_request(req, payload).into_inner()?;
+    read_query::<KeyQuery>(req.query_string())?;
+    tracing::Span::current().record("upload_id", tracing::field::display(id));
+    Ok(UploadRoute { id, caller })
 }
 
 /// `?filename=&type=&metadata[<name>]=<value>…` (form-encoded by `URLSearchParams`).
@@ -145,39 +155,33 @@ pub async fn create_multipart(
 }
 
 /// `GET /v1/companion/s3/multipart/{uploadId}/{partNumber}`.
-pub async fn sign_part(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let (id, caller) = upload_route(&req, caller)?;
+pub async fn sign_part(req: HttpRequest, state: web::Data<AppState>, route: UploadRoute) -> Answer {
     let part_number = req
         .match_info()
         .get("partNumber")
         .and_then(|n| n.parse::<i64>().ok())
         .filter(|n| (1..=crate::limits::MAX_PARTS as i64).contains(n))
         .ok_or_else(|| Error::invalid("partNumber: must be an integer from 1 to 10000"))?;
-    ok(&companion::sign_part(&state, &caller.owner, id, part_number).await?)
+    ok(&companion::sign_part(&state, &route.caller.owner, route.id, part_number).await?)
 }
 
 /// `GET /v1/companion/s3/multipart/{uploadId}`: the parts uploaded so far (resume).
-pub async fn list_parts(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let (id, caller) = upload_route(&req, caller)?;
-    ok(&companion::list_parts(&state, &caller.owner, id).await?)
+pub async fn list_parts(state: web::Data<AppState>, route: UploadRoute) -> Answer {
+    ok(&companion::list_parts(&state, &route.caller.owner, route.id).await?)
 }
 
 /// `POST /v1/companion/s3/multipart/{uploadId}/complete`.
 pub async fn complete_multipart(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    caller: Result<Caller, Error>,
+    route: UploadRoute,
     body: Result<Json<CompleteMultipartRequest>, Error>,
 ) -> Answer {
-    let (id, caller) = upload_route(&req, caller)?;
-    let body = body?.into_inner();
-    ok(&companion::complete(&state, &caller.owner, id, body).await?)
+    ok(&companion::complete(&state, &route.caller.owner, route.id, body?.into_inner()).await?)
 }
 
 /// `DELETE /v1/companion/s3/multipart/{uploadId}`: `{}` (Uppy parses the body as JSON).
-pub async fn abort_multipart(req: HttpRequest, state: web::Data<AppState>, caller: Result<Caller, Error>) -> Answer {
-    let (id, caller) = upload_route(&req, caller)?;
-    companion::abort(&state, &caller.owner, id).await?;
+pub async fn abort_multipart(state: web::Data<AppState>, route: UploadRoute) -> Answer {
+    companion::abort(&state, &route.caller.owner, route.id).await?;
     ok(&serde_json::json!({}))
 }
 

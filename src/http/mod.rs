@@ -1,10 +1,13 @@
-//! The HTTP layer: the whole route table in one function, the extractor configurations
-//! that turn actix's own rejections into our error shape, and thin handlers per noun.
+//! The HTTP layer: the route table (open routes, and the API behind the caller steps),
+//! the extractor configurations that turn actix's own rejections into our error shape,
+//! and thin handlers per noun.
 //! Handlers extract in API.md's check order — path id (404), token (401), then the body
 //! or query (400) — because actix runs extractors left to right and the first error wins.
 
 pub mod assets;
+pub mod caller;
 pub mod companion;
+pub mod error_response;
 pub mod idempotency;
 pub mod ids;
 pub mod json;
@@ -12,9 +15,11 @@ pub mod middleware;
 pub mod ops;
 pub mod request_id;
 pub mod shedding;
+pub mod target;
 pub mod uploads;
 pub mod usage;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Route, web};
 
 use crate::error::Error;
@@ -25,16 +30,24 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 type Table = Vec<(&'static str, Vec<(&'static str, Route)>)>;
 
-/// Every route: path, then (method, handler). `/v1/uploads/batch`,
-/// `/v1/assets/download-urls` and `/v1/companion/s3/multipart/{uploadId}/complete` come
-/// before their `{id}` / `{partNumber}` siblings so they match first.
-fn table() -> Table {
-    use actix_web::web::{delete, get, post, put};
+/// The operations routes: no token (probes and scrapers do not carry one).
+fn open_table() -> Table {
+    use actix_web::web::get;
     vec![
         ("/healthz", vec![("GET", get().to(ops::healthz))]),
         ("/readyz", vec![("GET", get().to(ops::readyz))]),
         ("/metrics", vec![("GET", get().to(ops::metrics))]),
         ("/openapi.yaml", vec![("GET", get().to(ops::openapi))]),
+    ]
+}
+
+/// The API: every route here runs the caller steps first (see `routes`).
+/// `/v1/uploads/batch`, `/v1/assets/download-urls` and
+/// `/v1/companion/s3/multipart/{uploadId}/complete` come before their `{id}` /
+/// `{partNumber}` siblings so they match first.
+fn caller_table() -> Table {
+    use actix_web::web::{delete, get, post, put};
+    vec![
         ("/v1/uploads", vec![("POST", post().to(uploads::create_upload))]),
         ("/v1/uploads/batch", vec![("POST", post().to(uploads::create_upload_batch))]),
         (
@@ -64,9 +77,26 @@ fn table() -> Table {
     ]
 }
 
+/// Every route, in matching order.
+fn table() -> Table {
+    let callers = caller_table().into_iter().map(|(path, routes)| {
+        let routes = routes.into_iter().map(|(method, route)| (method, with_caller_steps(route))).collect();
+        (path, routes)
+    });
+    open_table().into_iter().chain(callers).collect()
+}
+
+/// The caller steps, outermost first: authenticate the bearer token, then charge the
+/// owner's rate limit. A route (not resource) middleware: it runs only once the method
+/// matched, so a 405 or 404 is never charged.
+fn with_caller_steps(route: Route) -> Route {
+    route.wrap(from_fn(caller::rate_limit)).wrap(from_fn(caller::authenticate))
+}
+
 /// The route table without handlers: for the OpenAPI drift test.
 pub fn route_table() -> Vec<(&'static str, Vec<&'static str>)> {
-    table().into_iter().map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect())).collect()
+    let all = open_table().into_iter().chain(caller_table());
+    all.map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect())).collect()
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -91,8 +121,18 @@ pub async fn not_found() -> Result<HttpResponse, Error> {
     Err(Error::NotFound)
 }
 
+/// A query string read as `T`, or a 400 saying why not: the one wording of a bad query,
+/// also for `web::Query` (`query_config`).
+pub fn read_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, Error> {
+    web::Query::<T>::from_query(query).map(web::Query::into_inner).map_err(bad_query)
+}
+
+fn bad_query(err: actix_web::error::QueryPayloadError) -> Error {
+    Error::invalid(format!("query: {err}"))
+}
+
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _| Error::invalid(format!("query: {err}")).into())
+    web::QueryConfig::default().error_handler(|err, _| bad_query(err).into())
 }
 
 /// A path id that is not a UUID names nothing: 404, like any unknown id.

@@ -11,6 +11,8 @@ use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, http::header};
 
+use crate::error::{Envelope, ErrorBody};
+
 /// Client connections open now, all workers together.
 pub struct LiveConnections {
     open: Arc<AtomicUsize>,
@@ -67,12 +69,15 @@ pub async fn shed_over_limit(
     if req.conn_data::<Shed>().is_none() {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
-    let res = HttpResponse::ServiceUnavailable().insert_header((header::RETRY_AFTER, "1")).force_close().json(
-        serde_json::json!({"error": {
-            "code": "unavailable",
-            "message": "the server is at its connection limit; retry later",
-            "request_id": super::request_id::current(),
-        }}),
-    );
+    // Not an `Error::Unavailable`: this answer has its own message and a shorter wait.
+    let error = ErrorBody {
+        code: "unavailable",
+        message: "the server is at its connection limit; retry later".into(),
+        request_id: super::request_id::current(),
+    };
+    let res = HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, "1"))
+        .force_close()
+        .json(Envelope { error });
     Ok(req.into_response(res).map_into_right_body())
 }

@@ -51,6 +51,20 @@ pub(crate) fn status_of<E>(e: &SdkError<E, RawResponse>) -> Option<u16> {
     }
 }
 
+/// The one boundary between a store failure and the API's answer (a presigning failure
+/// is our bug: 500).
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() { Self::unavailable(e) } else { Self::Internal(e.into()) }
+    }
+}
+
+impl From<presign::PresignError> for crate::error::Error {
+    fn from(e: presign::PresignError) -> Self {
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
 pub(crate) fn classify<E>(op: &'static str, e: SdkError<E, RawResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

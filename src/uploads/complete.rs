@@ -5,7 +5,7 @@
 //! without `metadata[size]`), any stored size up to the reserved one matches, and the
 //! reservation is settled to the stored size.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Status, end_and_clean, expire_if_overdue, load};
@@ -17,14 +17,14 @@ use crate::state::AppState;
 use crate::store::ObjectHead;
 use crate::store::multipart::StoredPart;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     #[serde(default)]
     pub parts: Option<Vec<ClientPart>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPart {
     pub part_number: i64,
