@@ -37,7 +37,7 @@ pub const CLAIM_TO_CLEAN: &str = "with due as ( \
 
 pub async fn claim_to_clean(db: &Db, batch: i64, lease_secs: f64) -> Result<Vec<UploadRow>, DbError> {
     let rows = db.query(CLAIM_TO_CLEAN, &[&batch, &lease_secs]).await?;
-    Ok(rows.iter().map(UploadRow::from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(UploadRow::from_row).collect()
 }
 
 /// Forgets idempotency keys older than 24 hours, at most $1 at a time.
