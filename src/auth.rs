@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::config::{JwtConfig, JwtKey};
 use crate::error::Error;
 
-/// Owners (`sub`) are at most 255 bytes (API.md).
+/// Owners (`sub`) are at most 255 bytes (openapi.yaml).
 pub const MAX_OWNER_LEN: usize = 255;
 
 /// Whether `owner` can name an owner: 1 to 255 bytes, and no U+0000 (PostgreSQL's `text`

@@ -1,4 +1,4 @@
-//! Configuration: every setting is an environment variable (API.md "Configuration") with a
+//! Configuration: every setting is an environment variable (the README's Configuration table) with a
 //! flag of the same meaning, documented in `r2-broker --help`. `Settings` is the raw input;
 //! `Settings::validate` turns it into a typed `Config` or an error naming the variable, so a
 //! bad deployment fails at start rather than on the first request.

@@ -1,4 +1,4 @@
-//! The one public error type. Its variants are exactly the rows of API.md's error table
+//! The one public error type. Its variants are exactly the rows of openapi.yaml's error table
 //! (plus `Internal`); `code()` and `status()` are the only mapping, as flat matches.
 //!
 //! Which error to use where:
@@ -78,7 +78,7 @@ impl Error {
         Self::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER_SECS, source: source.into() }
     }
 
-    /// The stable machine-readable code (API.md's table).
+    /// The stable machine-readable code (openapi.yaml's table).
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
@@ -179,7 +179,7 @@ pub struct Envelope<'a> {
 mod tests {
     use super::*;
 
-    /// API.md's table, copied: a change to either must be deliberate.
+    /// openapi.yaml's table, copied: a change to either must be deliberate.
     #[test]
     fn every_variant_maps_to_the_contract_table() {
         let table: Vec<(Error, u16, &str)> = vec![

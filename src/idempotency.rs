@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on create, batch, complete and abort (API.md "Idempotency"): the same
+//! `Idempotency-Key` on create, batch, complete and abort (openapi.yaml "Idempotency"): the same
 //! key, owner and request within 24 h gets the first answer again and reserves nothing
 //! twice; the same key with another request is `409 invalid_state`. Two identical requests
 //! racing with one key: the first claims the key (an INSERT … ON CONFLICT DO NOTHING), the

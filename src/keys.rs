@@ -21,7 +21,7 @@ pub fn owner_segment(owner: &str) -> String {
     out
 }
 
-/// API.md's rule: ASCII letters, digits and `.-_` are kept, every other character becomes
+/// openapi.yaml's rule: ASCII letters, digits and `.-_` are kept, every other character becomes
 /// one `_`, a leading `.` becomes `_`. In addition a `.` right after a `.` becomes `_`, so
 /// a key never contains `..` (openapi.yaml records this resolution).
 pub fn sanitise_filename(name: &str) -> String {

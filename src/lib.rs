@@ -24,7 +24,7 @@ pub mod confirm;
 pub mod db;
 /// `r2-broker dev`: an embedded S3 store and a private PostgreSQL.
 pub mod dev;
-/// The one error type (API.md's table), framework-free.
+/// The one error type (openapi.yaml's table), framework-free.
 pub mod error;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;

@@ -1,4 +1,4 @@
-//! Profiles: named rule sets read from TOML (API.md "Profiles"), content-type matching,
+//! Profiles: named rule sets read from TOML (openapi.yaml "Profiles"), content-type matching,
 //! the choice of upload method and the multipart part plan. Pure logic, unit tested here.
 
 use std::collections::BTreeMap;
@@ -199,7 +199,7 @@ pub struct Profile {
     pub key_prefix: String,
 }
 
-/// The TOML shape of one profile; every field optional (API.md defaults).
+/// The TOML shape of one profile; every field optional (openapi.yaml defaults).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileToml {
@@ -323,7 +323,7 @@ impl Profiles {
     }
 
     /// A public URL cannot force `attachment`, so a public profile must not accept any type
-    /// a browser would render as a document or run (API.md "Assets").
+    /// a browser would render as a document or run (openapi.yaml "Assets").
     pub fn check_public_profiles(&self) -> Result<(), String> {
         for p in self.iter().filter(|p| p.visibility == Visibility::Public) {
             if p.allowed_content_types.iter().any(TypePattern::may_match_active) {

@@ -42,7 +42,7 @@ pub async fn get_usage(db: &Db, owner: &str) -> Result<UsageRow, DbError> {
     }
 }
 
-/// A null parameter keeps the current value (API.md: a field left out is unchanged).
+/// A null parameter keeps the current value (openapi.yaml: a field left out is unchanged).
 pub const SET_QUOTA: &str = "insert into owners as o (owner, quota_bytes, quota_objects) values ($1, $2, $3) \
      on conflict (owner) do update set quota_bytes = coalesce($2, o.quota_bytes), \
                                        quota_objects = coalesce($3, o.quota_objects) \

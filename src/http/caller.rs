@@ -6,7 +6,7 @@
 //!
 //! Neither answers by itself: each leaves its outcome (the caller, or the 401 / 429) in the
 //! request's extensions, and the handler's `Caller` argument turns it into the error. That
-//! keeps API.md's check order, which is the handler's extractor order — a path id that
+//! keeps openapi.yaml's check order, which is the handler's extractor order — a path id that
 //! names nothing is a 404 even without a token — while every request that reaches a
 //! handler is authenticated and charged exactly once, as when the extractor did it all.
 

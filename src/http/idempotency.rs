@@ -76,7 +76,7 @@ fn respond(status: ::http::StatusCode, body: Option<String>) -> HttpResponse {
 }
 
 /// A `POST` of a JSON body that creates something, under its `Idempotency-Key`: read in
-/// API.md's order — token (401), query (400: it takes none), body (400).
+/// openapi.yaml's order — token (401), query (400: it takes none), body (400).
 pub struct KeyedPost<T> {
     caller: Caller,
     body: T,

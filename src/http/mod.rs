@@ -1,7 +1,7 @@
 //! The HTTP layer: the route table (open routes, and the API behind the caller steps),
 //! the extractor configurations that turn actix's own rejections into our error shape,
 //! and thin handlers per noun.
-//! Handlers extract in API.md's check order — path id (404), token (401), then the body
+//! Handlers extract in openapi.yaml's check order — path id (404), token (401), then the body
 //! or query (400) — because actix runs extractors left to right and the first error wins.
 
 pub mod assets;

@@ -1,5 +1,5 @@
 //! What the `/v1/uploads/{id}…` and `/v1/assets/{id}…` routes read before their body: the
-//! id, the caller, and the query with its `owner`, in API.md's check order — path id (404),
+//! id, the caller, and the query with its `owner`, in openapi.yaml's check order — path id (404),
 //! token (401), query (400). The owner check (403) waits for [`Target::owner`], which a
 //! handler calls after reading its body, so a bad body is a 400 before an owner it may not
 //! act for.

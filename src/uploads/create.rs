@@ -1,4 +1,4 @@
-//! Create an upload intent: validate in API.md's order, reserve quota and insert the
+//! Create an upload intent: validate in openapi.yaml's order, reserve quota and insert the
 //! intent in one statement, hand back a presigned request.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use crate::limits::MAX_SINGLE_UPLOAD;
 use crate::profiles::{ContentType, PartPlan, Profile, UploadMethod};
 use crate::state::AppState;
 
-/// `metadata` is at most 2,048 bytes as compact JSON (API.md).
+/// `metadata` is at most 2,048 bytes as compact JSON (openapi.yaml).
 pub const MAX_METADATA_JSON: usize = 2048;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,7 +95,7 @@ impl CreateUploadRequest {
     }
 }
 
-/// The checks in API.md's order: shape and profile (400), acting for another owner (403),
+/// The checks in openapi.yaml's order: shape and profile (400), acting for another owner (403),
 /// size (413), type (415), what the method or the store cannot do (400). The quota comes
 /// last, in `reserve`.
 pub fn validate<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRequest) -> Result<Spec<'s>, Error> {

@@ -1,4 +1,4 @@
-//! Failure injection (TESTING.md): a TCP proxy in front of PostgreSQL and/or the store is
+//! Failure injection (CONTRIBUTING.md): a TCP proxy in front of PostgreSQL and/or the store is
 //! cut mid-workflow. Every case proves the answer is `503 unavailable` with `Retry-After`
 //! and a generic message, that the database and the bucket hold nothing half-written, and
 //! that after `restore()` the same request succeeds (the pool and the SDK reconnect).

@@ -221,7 +221,7 @@ fn all_output(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// API.md's Configuration table.
+/// The Configuration table of the original specification (the README lists them all).
 const VARIABLES: [&str; 17] = [
     "BROKER_LISTEN",
     "DATABASE_URL",

@@ -89,7 +89,7 @@ async fn the_store_refuses_a_body_other_than_declared() {
     // Wrong body with the right size: the signed checksum does not match.
     let r = app.put_to(&c.body, b"Exactly sixteen!".to_vec()).await;
     assert_eq!(r.status(), 400, "wrong checksum (BadDigest)");
-    // s3s-fs wrote the bad body anyway (TESTING.md): complete must catch it and delete it.
+    // s3s-fs wrote the bad body anyway (CONTRIBUTING.md): complete must catch it and delete it.
     let done = app.complete("bob", &c.body["upload_id"]).await;
     let message = done.assert_error(422, "verification_failed");
     assert!(message.contains("checksum") || message.contains("metadata"), "{message}");
