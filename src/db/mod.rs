@@ -214,17 +214,13 @@ impl Db {
         .await
     }
 
-    /// A connection under the deadline, for a caller that bounds each statement itself with
-    /// [`Db::bounded`] (the reaper holds a transaction across store calls).
-    pub(crate) async fn checkout(&self) -> Result<Conn, DbError> {
+    /// A connection under the deadline, for `migrate`, which bounds its statements itself.
+    async fn checkout(&self) -> Result<Conn, DbError> {
         self.bounded(async { self.pool.get().await.map(|o| Conn(Some(o))) }).await
     }
 
     /// `fut` within the deadline of one call.
-    pub(crate) async fn bounded<T, E: Into<DbError>>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, DbError> {
+    async fn bounded<T, E: Into<DbError>>(&self, fut: impl Future<Output = Result<T, E>>) -> Result<T, DbError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(result) => result.map_err(Into::into),
             Err(_) => Err(DbError::Timeout(self.timeout)),

@@ -26,11 +26,6 @@ impl UsageRow {
 /// Creates the owner's row on first use; a no-op afterwards.
 pub const ENSURE_OWNER: &str = "insert into owners (owner) values ($1) on conflict (owner) do nothing";
 
-pub async fn ensure_owner(db: &Db, owner: &str) -> Result<(), DbError> {
-    db.execute(ENSURE_OWNER, &[&owner]).await?;
-    Ok(())
-}
-
 pub const GET_USAGE: &str = "select used_bytes, used_objects, reserved_bytes, reserved_objects, quota_bytes, quota_objects \
      from owners where owner = $1";
 

@@ -316,7 +316,7 @@ async fn complete_with_key(app: &TestApp, owner: &str, id: &str, key: &str) -> C
     crate::support::app::to_call(req.send().await.expect("the broker answers")).await
 }
 
-/// A 5xx is not kept under an `Idempotency-Key` (http/idempotency.rs): the retry runs again.
+/// A 5xx is not kept under an `Idempotency-Key` (src/idempotency.rs): the retry runs again.
 #[tokio::test]
 async fn a_503_is_not_replayed_to_a_retry_with_the_same_idempotency_key() {
     let app = spawn(false, true).await;

@@ -22,7 +22,7 @@ use crate::support::{Call, TestApp, TestOptions, id_of};
 /// A request that never answers fails the test after this instead of hanging it.
 const OUTER: Duration = Duration::from_secs(10);
 
-/// Work that is not a request: migrations at start and the reaper's transaction.
+/// Work that is not a request: migrations at start and the reaper's and the confirmer's passes.
 mod background;
 /// A real SIGSTOPped PostgreSQL (a private cluster: the shared one serves other tests).
 mod sigstop;
