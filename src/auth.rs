@@ -14,21 +14,7 @@ use serde::Deserialize;
 
 use crate::config::{JwtConfig, JwtKey};
 use crate::error::Error;
-
-/// Owners (`sub`) are at most 255 bytes (openapi.yaml).
-pub const MAX_OWNER_LEN: usize = 255;
-
-/// Whether `owner` can name an owner: 1 to 255 bytes, and no U+0000 (PostgreSQL's `text`
-/// cannot hold it). The one rule for a token's `sub`, a body's `owner`, `?owner=` and the
-/// admin path.
-pub fn is_valid_owner(owner: &str) -> bool {
-    (1..=MAX_OWNER_LEN).contains(&owner.len()) && !owner.contains('\0')
-}
-
-/// `400 invalid_request` unless `owner` is valid.
-pub fn check_owner(owner: &str) -> Result<(), Error> {
-    if is_valid_owner(owner) { Ok(()) } else { Err(Error::invalid("owner: must be 1 to 255 bytes, without U+0000")) }
-}
+use crate::owner;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -116,7 +102,7 @@ impl Verifier {
             .find(|c| c.validation.algorithms.contains(&alg))
             .ok_or_else(invalid)?;
         let claims = decode::<Claims>(token, &check.key, &check.validation).map_err(|_| invalid())?.claims;
-        if !is_valid_owner(&claims.sub) {
+        if !owner::is_valid(&claims.sub) {
             return Err(Error::Unauthorized("token sub must be 1 to 255 bytes, without U+0000"));
         }
         let scopes: Vec<String> =
@@ -140,7 +126,7 @@ impl Caller {
     pub fn owner_for(&self, requested: Option<&str>) -> Result<String, Error> {
         match requested {
             None => Ok(self.owner.clone()),
-            Some(o) if !is_valid_owner(o) => check_owner(o).map(|()| o.to_owned()),
+            Some(o) if !owner::is_valid(o) => owner::check(o).map(|()| o.to_owned()),
             Some(o) if self.admin || o == self.owner => Ok(o.to_owned()),
             Some(_) => Err(Error::Forbidden("acting for another owner needs the admin scope")),
         }

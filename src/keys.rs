@@ -158,7 +158,7 @@ mod tests {
             filename in proptest::string::string_regex("(?s).{1,255}").unwrap(),
             prefix in "[a-z0-9_-]{1,10}(/[a-z0-9_-]{1,10}){0,3}",
         ) {
-            // Owners are at most 255 bytes (auth::is_valid_owner).
+            // Owners are at most 255 bytes (owner::is_valid).
             let mut owner = owner;
             while owner.len() > 255 {
                 owner.pop();

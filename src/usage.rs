@@ -48,7 +48,7 @@ pub async fn get(state: &AppState, owner: String) -> Result<Usage, Error> {
 }
 
 pub async fn set_quota(state: &AppState, owner: String, update: QuotaUpdate) -> Result<Usage, Error> {
-    crate::auth::check_owner(&owner)?;
+    crate::owner::check(&owner)?;
     for (name, v) in [("quota_bytes", update.quota_bytes), ("quota_objects", update.quota_objects)] {
         if v.is_some_and(|v| v < 0) {
             return Err(Error::invalid(format!("{name}: must be an integer >= 0")));

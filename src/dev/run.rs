@@ -252,7 +252,7 @@ impl DevFile {
 
 /// An HS256 token for `owner`, with `iss` / `aud` when the broker requires them.
 fn mint(settings: &Settings, secret: &str, owner: &str, ttl: Duration, admin: bool) -> anyhow::Result<String> {
-    ensure!(crate::auth::is_valid_owner(owner), "--owner must be 1 to 255 bytes, without U+0000");
+    ensure!(crate::owner::is_valid(owner), "--owner must be 1 to 255 bytes, without U+0000");
     let now = chrono::Utc::now().timestamp();
     let mut claims = serde_json::json!({"sub": owner, "iat": now, "exp": now + i64::try_from(ttl.as_secs())?});
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());

@@ -89,7 +89,7 @@ impl CreateUploadRequest {
             return Err(Error::invalid("checksum_sha256: must be the base64 of a 32-byte SHA-256 digest"));
         }
         if let Some(o) = &self.owner {
-            crate::auth::check_owner(o)?;
+            crate::owner::check(o)?;
         }
         Ok(())
     }
