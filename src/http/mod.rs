@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod companion;
+pub mod dev_pages;
 pub mod idempotency;
 pub mod ids;
 pub mod json;
