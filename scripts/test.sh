@@ -47,6 +47,8 @@ cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 [[ -d $cargo_bin && ":$PATH:" != *":$cargo_bin:"* ]] && export PATH="$cargo_bin:$PATH"
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust with rustup)"
 [[ -n ${DATABASE_URL:-} && -z ${R2B_TEST_DATABASE_URL:-} ]] && export R2B_TEST_DATABASE_URL=$DATABASE_URL
+# A fresh clone builds everything once: incremental compilation would only add work.
+[[ -n ${CI:-} ]] && export CARGO_INCREMENTAL=0
 
 # The tests run the machine's PostgreSQL binaries; as root on Debian, install them if missing.
 if [[ -z ${R2B_TEST_DATABASE_URL:-} ]] && ! command -v initdb >/dev/null 2>&1 &&
@@ -79,6 +81,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     log "warning: cargo-nextest not found (cargo install cargo-nextest --locked); falling back to cargo test"
     step "cargo test" cargo test --locked "$@"
+fi
+pg_log="${CARGO_TARGET_DIR:-target}/tmp/r2b-postgres/postgres.log"
+if [[ $rc -ne 0 && -n ${CI:-} && -f $pg_log ]]; then
+    log "---- last lines of $pg_log (the tests' shared PostgreSQL) ----"
+    tail -n 30 "$pg_log" | sed 's/^/    /' >&2
 fi
 bin="${CARGO_TARGET_DIR:-target}/debug/r2-broker"
 # Only for a filtered run that built no binary (or a failed build).
