@@ -62,7 +62,8 @@ svc_psql() {
     "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U postgres -XAtq -v ON_ERROR_STOP=1 "$@"
 }
 
-# As services.sh configured its cluster: commits wait for no WAL flush, no full-page writes.
+# The settings the benchmark figures were made with: commits wait for no WAL flush, no
+# full-page writes (with the fsync=off of every dev cluster).
 services_create_db() {
     svc_psql -d postgres -c "create database $1" \
         -c "alter system set synchronous_commit = off" -c "alter system set full_page_writes = off" \
