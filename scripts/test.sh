@@ -38,6 +38,7 @@ step() {
 }
 # shellcheck disable=SC2317 # the EXIT trap
 summary() {
+    [[ -z ${clippy_pid:-} ]] || kill "$clippy_pid" 2>/dev/null || true
     log "times:"
     printf '[test.sh] %s\n' "${TIMES[@]}" "$(printf '%7ss  total' "$(since "$T0")")" >&2
 }
@@ -61,7 +62,15 @@ if [[ -z ${R2B_TEST_DATABASE_URL:-} ]] && ! command -v initdb >/dev/null 2>&1 &&
         sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null'
 fi
 
-# 1. Lint first: it fails fast.
+target="${CARGO_TARGET_DIR:-target}"
+
+# 1. Lint first: it fails fast. In CI (a fresh clone), clippy runs alongside the test build
+# instead: its dependency units (check mode) share nothing with the test build's, so run
+# one after the other they cost their sum, while together they fill each other's
+# single-threaded stretches (a big crate compiling alone, linking). Clippy then gets a
+# target dir of its own (cargo locks one per build) and its output is printed when it ends,
+# before the tests run (so they do not compete with it).
+clippy_pid=""
 if [[ ${R2B_SKIP_LINT:-0} != 1 ]]; then
     missing=()
     cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
@@ -71,23 +80,47 @@ if [[ ${R2B_SKIP_LINT:-0} != 1 ]]; then
         step "rustup component add" rustup component add "${missing[@]}"
     fi
     step "fmt" cargo fmt --all -- --check
-    step "clippy" cargo clippy --all-targets --locked -- -D warnings
+    if [[ -n ${CI:-} ]]; then
+        mkdir -p "$target"
+        log "cargo clippy --all-targets --locked -- -D warnings (alongside the test build)"
+        clippy_t=$(now)
+        CARGO_TARGET_DIR="$target/clippy" cargo clippy --all-targets --locked -- -D warnings \
+            >"$target/clippy.log" 2>&1 &
+        clippy_pid=$!
+    else
+        step "clippy" cargo clippy --all-targets --locked -- -D warnings
+    fi
 fi
+finish_clippy() {
+    [[ -n $clippy_pid ]] || return 0
+    local status=0
+    wait "$clippy_pid" || status=$?
+    clippy_pid=""
+    if [[ $status -ne 0 ]]; then cat "$target/clippy.log" >&2; else tail -n 1 "$target/clippy.log" >&2; fi
+    TIMES+=("$(printf '%7ss  %s%s' "$(since "$clippy_t")" "clippy (alongside the build)" \
+        "$([[ $status -eq 0 ]] || echo " (exit $status)")")")
+    [[ $status -eq 0 ]] || rc=$status
+}
 
 # 2. The Rust tests (both crates). Building them also builds target/debug/r2-broker, with the
 # same features: the later steps run that binary, so no separate `cargo build` is needed.
 if cargo nextest --version >/dev/null 2>&1; then
-    step "nextest (build + run)" cargo nextest run --locked --profile ci "$@"
+    if [[ -n $clippy_pid ]]; then
+        step "nextest build" cargo nextest run --locked --profile ci --no-run "$@"
+        finish_clippy
+    fi
+    step "nextest" cargo nextest run --locked --profile ci "$@"
 else
+    finish_clippy
     log "warning: cargo-nextest not found (cargo install cargo-nextest --locked); falling back to cargo test"
     step "cargo test" cargo test --locked "$@"
 fi
-pg_log="${CARGO_TARGET_DIR:-target}/tmp/r2b-postgres/postgres.log"
+pg_log="$target/tmp/r2b-postgres/postgres.log"
 if [[ $rc -ne 0 && -n ${CI:-} && -f $pg_log ]]; then
     log "---- last lines of $pg_log (the tests' shared PostgreSQL) ----"
     tail -n 30 "$pg_log" | sed 's/^/    /' >&2
 fi
-bin="${CARGO_TARGET_DIR:-target}/debug/r2-broker"
+bin="$target/debug/r2-broker"
 # Only for a filtered run that built no binary (or a failed build).
 ensure_bin() { [[ -x $bin ]] || step "cargo build" cargo build --locked; }
 
