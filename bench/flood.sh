@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Connection floods against a real `r2-broker serve` (issue 11 item 3): starts a private
-# PostgreSQL and s3s-fs (scripts/lib/services.sh), the release broker with its default
-# settings (one worker per core, unpinned), mints a token, runs bench/flood.py and stops
-# everything.
+# Connection floods against a real `r2-broker serve` (issue 11 item 3): starts PostgreSQL and
+# the S3 store with `r2-broker dev` (bench/lib/dev-services.sh), the release broker with its
+# default settings (one worker per core, unpinned), mints a token, runs bench/flood.py and
+# stops everything.
 #
 #   bash bench/flood.sh                       # keep-alive bursts, then slow-body stall + trickle
 #   bash bench/flood.sh keepalive --bursts 2  # arguments after the first go to flood.py
@@ -23,9 +23,10 @@ mkdir -p "$RD"
 log() { printf '[flood.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
-svc_ensure_cargo_path
+# shellcheck source=bench/lib/dev-services.sh
+source "$ROOT/bench/lib/dev-services.sh"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+[[ -d $cargo_bin && ":$PATH:" != *":$cargo_bin:"* ]] && export PATH="$cargo_bin:$PATH"
 
 BROKER_PID=""
 on_exit() {
@@ -37,7 +38,7 @@ on_exit() {
         for _ in $(seq 1 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$BROKER_PID" 2>/dev/null
     fi
-    svc_cleanup
+    services_stop
     rm -f "$RD/r2-broker"
     exit "$rc"
 }
@@ -54,22 +55,16 @@ else
 fi
 cp "$SRC_BIN" "$RD/r2-broker" # others may rebuild target/release while we run
 
-svc_init
-svc_ensure_tools
-svc_start_postgres
-svc_start_s3
-svc_start_watchdog
-PG_PORT="${R2B_TEST_DATABASE_URL##*:}"
-PG_PORT="${PG_PORT%%/*}"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -XAtq -c "create database r2b_flood"
-mkdir -p "$R2B_TEST_S3_DATA_DIR/flood"
+services_start "$RD/r2-broker"
+DB_URL="$(services_create_db r2b_flood)"
+services_bucket flood
 
-SECRET="flood-$(svc_random_hex 24)"
-TOKEN="$(python3 "$ROOT/bench/r2b.py" token "$SECRET" flood-user)"
-PORT="$(svc_free_port)"
-env BROKER_LISTEN="127.0.0.1:$PORT" DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/r2b_flood" \
-    S3_ENDPOINT="$R2B_TEST_S3_ENDPOINT" S3_BUCKET=flood S3_PROVIDER=s3 \
-    S3_ACCESS_KEY_ID="$R2B_TEST_S3_ACCESS_KEY" S3_SECRET_ACCESS_KEY="$R2B_TEST_S3_SECRET_KEY" \
+SECRET="flood-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TOKEN="$(services_token "$SECRET" flood-user)"
+PORT="$(free_port)"
+env BROKER_LISTEN="127.0.0.1:$PORT" DATABASE_URL="$DB_URL" \
+    S3_ENDPOINT="$S3_ENDPOINT_URL" S3_BUCKET=flood S3_PROVIDER=s3 \
+    S3_ACCESS_KEY_ID="$S3_KEY" S3_SECRET_ACCESS_KEY="$S3_SECRET" \
     JWT_SECRET="$SECRET" RUST_LOG="${BROKER_RUST_LOG:-warn}" \
     setsid "$RD/r2-broker" serve </dev/null >"$RD/broker.log" 2>&1 &
 BROKER_PID=$!

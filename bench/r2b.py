@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Helpers for bench/run.sh (python3 standard library only).
 
-  r2b.py token SECRET SUB [--scope S] [--ttl SECS]      an HS256 JWT on stdout
   r2b.py setup BASE TOKEN OUT.json                      the fixtures the oha scenarios need
   r2b.py prepare-complete BASE TOKEN N OUT.ids          N put intents whose bytes are uploaded
   r2b.py complete BASE TOKEN IDS FROM COUNT CONC OUT    POST .../complete once per id (201 path)
@@ -10,35 +9,15 @@
   r2b.py summarize RESULTS_DIR                          Markdown tables (medians of the repeats)
 
 `complete` writes the same JSON shape as `oha --output-format json` (the fields the summary
-reads), so both kinds of run are summarised alike.
+reads), so both kinds of run are summarised alike. Tokens come from `r2-broker dev token`.
 """
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import statistics
 import sys
 import time
 import urllib.parse
-
-# ----------------------------------------------------------------------------- tokens
-
-
-def b64u(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def mint(secret: str, sub: str, scope: str | None = None, ttl: int = 86400) -> str:
-    enc = lambda d: b64u(json.dumps(d, separators=(",", ":")).encode())
-    claims = {"sub": sub, "exp": int(time.time()) + ttl}
-    if scope:
-        claims["scope"] = scope
-    h, p = enc({"alg": "HS256", "typ": "JWT"}), enc(claims)
-    s = b64u(hmac.new(secret.encode(), h + b"." + p, hashlib.sha256).digest())
-    return (h + b"." + p + b"." + s).decode()
-
 
 # ----------------------------------------------------------------------------- HTTP/1.1 client
 
@@ -495,11 +474,7 @@ def main(argv):
         print(__doc__)
         return
     cmd, a = argv[0], argv[1:]
-    if cmd == "token":
-        scope = a[a.index("--scope") + 1] if "--scope" in a else None
-        ttl = int(a[a.index("--ttl") + 1]) if "--ttl" in a else 86400
-        print(mint(a[0], a[1], scope, ttl))
-    elif cmd == "setup":
+    if cmd == "setup":
         asyncio.run(setup(a[0], a[1], a[2], int(os.environ.get("PARTS_SIZE", 2 * 1024**3))))
     elif cmd == "prepare-complete":
         asyncio.run(prepare_complete(a[0], a[1], int(a[2]), a[3]))

@@ -9,13 +9,14 @@
 #   bash bench/run.sh --help
 #
 # It builds the release binary (cargo build --release --locked), installs oha if missing
-# (cargo install oha --locked --version $OHA_VERSION into $BENCH_DIR), starts a private
-# PostgreSQL cluster and s3s-fs (scripts/lib/services.sh), starts the broker (pinned with
-# taskset, one worker), mints HS256 tokens (python3 stdlib), makes the fixtures (a completed
+# (cargo install oha --locked --version $OHA_VERSION into $BENCH_DIR), starts the embedded
+# S3 store and a private PostgreSQL with `r2-broker dev` (bench/lib/dev-services.sh), starts
+# the broker (pinned with taskset, one worker), mints HS256 tokens (`r2-broker dev token`),
+# makes the fixtures (a completed
 # asset, a multipart intent with >= 100 parts, pre-uploaded put intents) and drives the
 # load from a second process (oha, or bench/r2b.py for first-time completes) pinned to
 # another CPU. Per run it samples /proc: broker CPU (utime+stime), CPU of every process of
-# the private PostgreSQL cluster, s3s-fs CPU, machine busy time, broker VmRSS / VmHWM.
+# the private PostgreSQL cluster, store CPU (the `r2-broker dev` process), machine busy time, broker VmRSS / VmHWM.
 # Everything it installs or writes goes under $BENCH_DIR (never into the repository);
 # results under $BENCH_DIR/results/<UTC time>[-companion|-scale]/ (summary.md, runs.tsv,
 # env.tsv, meta.tsv, raw/ with every oha JSON). It stops what it started, by PID.
@@ -127,9 +128,10 @@ die() { log "ERROR: $*"; exit 1; }
 
 for t in cargo python3 curl taskset setsid; do command -v "$t" >/dev/null || die "$t is required"; done
 
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
-svc_ensure_cargo_path
+# shellcheck source=bench/lib/dev-services.sh
+source "$ROOT/bench/lib/dev-services.sh"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+[[ -d $cargo_bin && ":$PATH:" != *":$cargo_bin:"* ]] && export PATH="$cargo_bin:$PATH"
 
 # ------------------------------------------------------------------ cleanup (by PID)
 BROKER_PIDS=()
@@ -149,7 +151,7 @@ stop_brokers() {
     local p
     for p in "${BROKER_PIDS[@]}"; do stop_broker "$p"; done
     BROKER_PIDS=()
-    : >"$PIDFILE"
+    echo "$SVC_PID" >"$PIDFILE" # the services stay protected
 }
 on_exit() {
     local rc=$?
@@ -157,7 +159,7 @@ on_exit() {
     set +e
     stop_brokers
     if [[ -n "$BENCH_WATCHDOG" ]]; then kill -TERM "$BENCH_WATCHDOG" 2>/dev/null; wait "$BENCH_WATCHDOG" 2>/dev/null; fi
-    svc_cleanup
+    services_stop
     rm -f "$PIDFILE" "$RUN/r2-broker.$$"
     exit "$rc"
 }
@@ -194,26 +196,16 @@ if [[ -z "${OHA:-}" ]]; then
 fi
 export OHA
 
-# ------------------------------------------------------------------ PostgreSQL + s3s-fs
-svc_init
-svc_ensure_tools
-svc_start_postgres
-svc_start_s3
-svc_start_watchdog
-svc_summary
-PSQL="psql"
-[[ -x "$SVC_PG_BIN/psql" ]] && PSQL="$SVC_PG_BIN/psql"
-command -v "$PSQL" >/dev/null || die "psql not found"
-PG_PORT="${R2B_TEST_DATABASE_URL##*:}"
-PG_PORT="${PG_PORT%%/*}"
-psql_q() { "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "${PSQL_DB:-r2b_bench}" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
-PSQL_DB=postgres psql_q "create database r2b_bench"
-DB_URL="postgres://postgres@127.0.0.1:$PG_PORT/r2b_bench"
-PM_PID="$(svc_postmaster_pid)"
-mkdir -p "$R2B_TEST_S3_DATA_DIR/$BUCKET"
+# ------------------------------------------------------------------ PostgreSQL + store
+services_start "$BIN"
+DB_URL="$(services_create_db r2b_bench)"
+psql_q() { svc_psql -d "${PSQL_DB:-r2b_bench}" -c "$1"; }
+services_bucket "$BUCKET"
 
-# Brokers die with us even if we are killed outright (the services watchdog covers PG/s3s-fs).
+# Brokers (and `r2-broker dev`, which takes its PostgreSQL along) die with us even if we are
+# killed outright.
 : >"$PIDFILE"
+echo "$SVC_PID" >>"$PIDFILE"
 # shellcheck disable=SC2016 # expanded by the inner bash
 setsid bash -c '
     parent=$1 f=$2
@@ -225,9 +217,9 @@ setsid bash -c '
 ' r2b-bench-watchdog "$$" "$PIDFILE" </dev/null >/dev/null 2>&1 &
 BENCH_WATCHDOG=$!
 
-JWT_SECRET="bench-$(svc_random_hex 24)"
-JWT="$(python3 "$R2B_PY" token "$JWT_SECRET" "$OWNER")"
-ADMIN_JWT="$(python3 "$R2B_PY" token "$JWT_SECRET" bench-admin --scope broker:admin)"
+JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+JWT="$(services_token "$JWT_SECRET" "$OWNER")"
+ADMIN_JWT="$(services_token "$JWT_SECRET" bench-admin --admin)"
 
 # start_broker NAME CPUS WORKERS -> sets BROKER_PID, BROKER_PORT
 start_broker() {
@@ -235,10 +227,10 @@ start_broker() {
     local -a pin=()
     [[ -n "$cpus" ]] && pin=(taskset -c "$cpus")
     for attempt in 1 2 3; do
-        port="$(svc_free_port)"
+        port="$(free_port)"
         env BROKER_LISTEN="127.0.0.1:$port" DATABASE_URL="$DB_URL" \
-            S3_ENDPOINT="$R2B_TEST_S3_ENDPOINT" S3_BUCKET="$BUCKET" S3_PROVIDER=s3 \
-            S3_ACCESS_KEY_ID="$R2B_TEST_S3_ACCESS_KEY" S3_SECRET_ACCESS_KEY="$R2B_TEST_S3_SECRET_KEY" \
+            S3_ENDPOINT="$S3_ENDPOINT_URL" S3_BUCKET="$BUCKET" S3_PROVIDER=s3 \
+            S3_ACCESS_KEY_ID="$S3_KEY" S3_SECRET_ACCESS_KEY="$S3_SECRET" \
             JWT_SECRET="$JWT_SECRET" BROKER_WORKERS="$workers" \
             BROKER_DEFAULT_QUOTA_BYTES="$HUGE" BROKER_DEFAULT_QUOTA_OBJECTS="$HUGE" \
             RUST_LOG="$BROKER_RUST_LOG" \
@@ -281,14 +273,14 @@ write_env() {
         echo "load_at_start	$(cut -d' ' -f1-3 /proc/loadavg)"
         echo "broker	r2-broker git $rev (+$dirty changed files under src/ sql/ Cargo.*), release build, sha256 $(sha256sum "$BIN" | cut -c1-16)"
         echo "oha	$("$OHA" --version 2>/dev/null)"
-        echo "postgres	$SVC_PG_VERSION, private cluster: fsync=off synchronous_commit=off full_page_writes=off shared_buffers=128MB, unpinned"
-        echo "s3s-fs	$SVC_S3S_FS_VERSION, unpinned"
+        echo "postgres	$PG_VERSION, private cluster of r2-broker dev: fsync=off synchronous_commit=off full_page_writes=off shared_buffers=128MB, unpinned"
+        echo "store	s3s-fs 0.14.1 embedded in r2-broker dev (pid $SVC_PID), unpinned"
         [[ "$MODE" == scale ]] && echo "scale	brokers=$SCALE_N SCALE_K=$SCALE_K SCALE_REQUESTS=$SCALE_REQUESTS (per broker) SCALE_ROUNDS=$SCALE_ROUNDS SCALE_CONFIGS='$SCALE_CONFIGS' SCALE_CONC=$SCALE_CONC SCALE_SERVER_CPUS=${SCALE_SERVER_CPUS:-none} SCALE_LOADGEN_CPUS=${SCALE_LOADGEN_CPUS:-none}"
         echo "settings	mode=$MODE DURATION=${DURATION}s CONCURRENCY=$CONCURRENCY REPEATS=$REPEATS WARMUP=${WARMUP}s REQUEST_TIMEOUT=$REQUEST_TIMEOUT SERVER_CPUS=${SERVER_CPUS:-none} LOADGEN_CPUS=${LOADGEN_CPUS:-none} OHA_THREADS=$OHA_THREADS BROKER_WORKERS=$BROKER_WORKERS RUST_LOG=$BROKER_RUST_LOG COMPLETE_N=$COMPLETE_N MIX='$MIX' MIX_RATE=${MIX_RATE:-closed-loop}"
     } >"$RD/env.tsv"
 }
 
-sample() { python3 "$R2B_PY" sample --broker "$(IFS=,; echo "$*")" --pg "$PM_PID" --s3 "$SVC_S3_PID"; }
+sample() { python3 "$R2B_PY" sample --broker "$(IFS=,; echo "$*")" --pg "$PM_PID" --s3 "$SVC_PID"; }
 
 # oha_run OUT oha-args... (pinned to LOADGEN_CPUS, bounded by an outer timeout)
 oha_run() {
@@ -594,7 +586,7 @@ run_scale() {
             -H 'content-type: application/json' -d "{\"quota_objects\":$SCALE_K,\"quota_bytes\":$HUGE}" \
             "http://127.0.0.1:${ports[0]}/v1/admin/owners/$owner/quota")"
         [[ "$code" == 200 ]] || die "set quota: HTTP $code $(cat "$RD/raw/quota-$r.json")"
-        tok="$(python3 "$R2B_PY" token "$JWT_SECRET" "$owner")"
+        tok="$(services_token "$JWT_SECRET" "$owner")"
         local ps=() files=()
         for ((i = 0; i < SCALE_N; i++)); do
             scenario_args create-put "http://127.0.0.1:${ports[$i]}" "$tok"

@@ -22,7 +22,8 @@ pub mod config;
 pub mod confirm;
 /// PostgreSQL pool, migrations, SQL statements.
 pub mod db;
-/// `r2-broker dev`: an embedded S3 store and a private PostgreSQL.
+/// `r2-broker dev`: an embedded S3 store and a private PostgreSQL (the `dev` feature).
+#[cfg(feature = "dev")]
 pub mod dev;
 /// The one error type (openapi.yaml's table), framework-free.
 pub mod error;
@@ -215,7 +216,7 @@ fn app(
         .configure(http::routes)
         .configure(|cfg| {
             if dev_pages {
-                dev::pages::routes(cfg)
+                http::dev_pages::routes(cfg)
             }
         })
         .default_service(web::to(http::not_found))

@@ -24,7 +24,8 @@ enum Command {
     /// intents, clean the store, forget old idempotency keys), then exit
     Reap,
     /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
-    Dev(r2_broker::dev::run::DevArgs),
+    #[cfg(feature = "dev")]
+    Dev(r2_broker::dev::DevArgs),
     /// GET /readyz (or --url) and exit 0 on 2xx, 1 otherwise (the container HEALTHCHECK)
     Healthcheck(r2_broker::cli_healthcheck::HealthcheckArgs),
 }
@@ -37,8 +38,9 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Healthcheck(args)) => {
             return r2_broker::cli_healthcheck::run(args, cli.settings.listen.as_deref());
         }
+        #[cfg(feature = "dev")]
         Some(Command::Dev(args)) => {
-            return match r2_broker::dev::run::run(args, cli.settings.clone()).await {
+            return match r2_broker::dev::run(args, cli.settings.clone()).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("r2-broker dev: {e:#}");
@@ -60,7 +62,9 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => r2_broker::serve(config).await,
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
-        Command::Dev(_) | Command::Healthcheck(_) => unreachable!("handled before validate"),
+        #[cfg(feature = "dev")]
+        Command::Dev(_) => unreachable!("handled before validate"),
+        Command::Healthcheck(_) => unreachable!("handled before validate"),
         Command::Reap => match r2_broker::build_state(config).await {
             // Confirm first: an upload whose object appeared becomes an asset rather than
             // being expired by the reaper in the same pass.

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod caller;
 pub mod companion;
+pub mod dev_pages;
 pub mod error_response;
 pub mod idempotency;
 pub mod ids;

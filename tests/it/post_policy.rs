@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::support::multipart::bytes;
-use crate::support::{TestApp, TestOptions, env};
+use crate::support::{TestApp, TestOptions, store};
 
 const CT: &str = "text/plain; charset=utf-8";
 
@@ -63,7 +63,7 @@ async fn a_post_intent_carries_an_exact_policy_and_the_declared_file_lands() {
     let key = intent["key"].as_str().unwrap();
     assert_eq!(intent["method"], "post");
     assert_eq!(intent["headers"], Value::Null);
-    assert_eq!(intent["url"], format!("{}/{}", env("R2B_TEST_S3_ENDPOINT"), app.bucket));
+    assert_eq!(intent["url"], format!("{}/{}", store().endpoint, app.bucket));
 
     let fields = fields(&intent);
     let get = |n: &str| fields.iter().find(|(f, _)| f == n).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{n}"));
@@ -73,7 +73,7 @@ async fn a_post_intent_carries_an_exact_policy_and_the_declared_file_lands() {
     assert_eq!(get("x-amz-meta-upload-id"), id);
     assert_eq!(get("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
     let credential = get("X-Amz-Credential");
-    assert!(credential.starts_with(&format!("{}/", env("R2B_TEST_S3_ACCESS_KEY"))), "{credential}");
+    assert!(credential.starts_with(&format!("{}/", store().access_key)), "{credential}");
     assert!(credential.ends_with("/auto/s3/aws4_request"), "{credential}");
     let date = get("X-Amz-Date");
     assert!(date.len() == 16 && date.ends_with('Z') && credential.contains(&date[..8]), "{date}");

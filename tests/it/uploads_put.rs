@@ -32,7 +32,7 @@ async fn put_upload_goes_from_intent_to_verified_asset() {
     assert_eq!(headers["x-amz-meta-upload-id"], id.as_str());
     assert_eq!(headers["if-none-match"], "*");
     let url = c.body["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/{}/", crate::support::env("R2B_TEST_S3_ENDPOINT"), app.bucket)));
+    assert!(url.starts_with(&format!("{}/{}/", crate::support::store().endpoint, app.bucket)));
     assert!(!url.contains("x-amz-checksum-crc32") && !url.contains("x-amz-sdk-checksum-algorithm"), "{url}");
     assert_eq!(app.usage_row("alice").await, (0, 0, bytes.len() as i64, 1), "reserved");
     assert_eq!(app.upload_status(&id).await, "pending");

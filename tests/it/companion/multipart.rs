@@ -63,7 +63,7 @@ async fn multipart_goes_create_sign_list_complete_to_an_asset() {
     };
     let done = complete().await;
     assert_eq!(done.status, 200, "{:#}", done.body);
-    let location = format!("{}/{}/{key}", crate::support::env("R2B_TEST_S3_ENDPOINT"), app.bucket);
+    let location = format!("{}/{}/{key}", crate::support::store().endpoint, app.bucket);
     assert_eq!(done.body["location"], location.as_str());
     assert_eq!(done.body["key"], key.as_str());
     assert_eq!(done.body["asset"]["size"], data.len());

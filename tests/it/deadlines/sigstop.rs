@@ -53,7 +53,7 @@ fn children_of(parent: u32) -> Vec<u32> {
 
 /// A private cluster: the shared test cluster serves other tests and cannot be stopped.
 struct PrivateCluster {
-    pg: Option<r2_broker::dev::postgres::PrivatePostgres>,
+    pg: Option<r2_broker_dev::postgres::PrivatePostgres>,
     dir: PathBuf,
 }
 
@@ -61,11 +61,11 @@ impl PrivateCluster {
     async fn start() -> Self {
         // Under /tmp: PostgreSQL runs as `postgres` when we are root and must reach it.
         let dir = std::env::temp_dir().join(format!("r2b-it-sigstop-{}", uuid::Uuid::new_v4().simple()));
-        let pg = r2_broker::dev::postgres::PrivatePostgres::start(&dir, "broker").await.expect("a private PostgreSQL");
+        let pg = r2_broker_dev::postgres::PrivatePostgres::start(&dir, "broker").await.expect("a private PostgreSQL");
         Self { pg: Some(pg), dir }
     }
 
-    fn pg(&self) -> &r2_broker::dev::postgres::PrivatePostgres {
+    fn pg(&self) -> &r2_broker_dev::postgres::PrivatePostgres {
         self.pg.as_ref().unwrap()
     }
 }

@@ -14,7 +14,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::chaos::ChaosProxy;
-use super::{db, env};
+use super::{db, store};
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -23,10 +23,10 @@ pub fn base_settings(database_url: &str) -> Settings {
     Settings {
         listen: Some("127.0.0.1:0".into()),
         database_url: Some(database_url.into()),
-        s3_endpoint: Some(env("R2B_TEST_S3_ENDPOINT")),
+        s3_endpoint: Some(store().endpoint.clone()),
         s3_bucket: Some("unused".into()),
-        s3_access_key_id: Some(env("R2B_TEST_S3_ACCESS_KEY")),
-        s3_secret_access_key: Some(env("R2B_TEST_S3_SECRET_KEY")),
+        s3_access_key_id: Some(store().access_key.clone()),
+        s3_secret_access_key: Some(store().secret_key.clone()),
         s3_provider: Some("s3".into()),
         jwt_secret: Some(JWT_SECRET.into()),
         workers: Some("2".into()),
@@ -92,8 +92,8 @@ pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
         .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(Credentials::new(
-            env("R2B_TEST_S3_ACCESS_KEY"),
-            env("R2B_TEST_S3_SECRET_KEY"),
+            store().access_key.clone(),
+            store().secret_key.clone(),
             None,
             None,
             "test",
@@ -135,7 +135,7 @@ impl TestApp {
         r2_broker::telemetry::init(false);
         let (database_url, db_name) = db::fresh_database().await;
         let bucket = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let s3_endpoint = env("R2B_TEST_S3_ENDPOINT");
+        let s3_endpoint = store().endpoint.clone();
         let s3 = s3_client(&s3_endpoint);
         s3.create_bucket().bucket(&bucket).send().await.expect("create the test bucket");
 

@@ -1,9 +1,41 @@
 //! A fresh database per test: the first test migrates a template database (named after a
 //! hash of `sql/`, so a changed migration gets a new template) under an advisory lock; each
 //! test then clones it with `CREATE DATABASE … TEMPLATE`, which takes milliseconds.
+//!
+//! The server: `R2B_TEST_DATABASE_URL` when set (an admin URL whose user can CREATE DATABASE),
+//! else one private cluster in `<target>/tmp/r2b-postgres` shared by every test process of a
+//! run (`r2_broker_dev::postgres::shared`): the first process to need it starts it, under a
+//! file lock; each process then holds a lease on it until it exits, and a detached watchdog
+//! stops it [`IDLE`] after the last lease went. The cluster (and its templates) stay on disk
+//! for the next run: delete the folder to start over.
+
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use sha2::Digest;
 use tokio_postgres::NoTls;
+
+/// How long the shared server outlives the last test process: long enough to keep it
+/// between the runs of an edit-compile-test loop.
+const IDLE: Duration = Duration::from_secs(120);
+
+/// The admin URL of the test server (blocking: call it off the test's runtime when it may
+/// start the server).
+fn admin_url() -> String {
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    let url = SERVER.get_or_init(|| {
+        if let Some(url) = std::env::var("R2B_TEST_DATABASE_URL").ok().filter(|u| !u.trim().is_empty()) {
+            return Ok(url);
+        }
+        let dir = r2_broker_dev::postgres::shared::dir_for(
+            &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("r2b-postgres"),
+        );
+        // The lease lives as long as the process: leaked on purpose.
+        let lease = r2_broker_dev::postgres::shared::acquire(&dir, IDLE).map_err(|e| format!("{e:#}"))?;
+        Ok(Box::leak(Box::new(lease)).url.clone())
+    });
+    url.clone().unwrap_or_else(|e| panic!("the test PostgreSQL did not start (or set R2B_TEST_DATABASE_URL): {e}"))
+}
 
 fn template_name() -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
@@ -38,7 +70,8 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 /// Creates `t_<uuid>` from the migrated template and returns its URL.
 pub async fn fresh_database() -> (String, String) {
-    let admin_url = super::env("R2B_TEST_DATABASE_URL");
+    let admin_url =
+        tokio::task::spawn_blocking(admin_url).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let admin = connect(&admin_url).await;
     let template = template_name();
     admin.execute("select pg_advisory_lock(7262)", &[]).await.unwrap();
@@ -70,7 +103,7 @@ pub async fn fresh_database() -> (String, String) {
 
 /// Drops a test database (from `Drop`, so on its own thread and runtime).
 pub fn drop_database(name: String) {
-    let admin_url = super::env("R2B_TEST_DATABASE_URL");
+    let admin_url = admin_url();
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {

@@ -1,19 +1,28 @@
 //! Test support: a real application (`Application::build`, port 0) against a fresh
 //! PostgreSQL database cloned from a migrated template, and a per-test bucket on the
-//! signature-checking s3s-fs server that `scripts/test.sh` starts.
+//! signature-checking store. Both services come from the dev tools (`r2-broker-dev`) and
+//! start on first use, so `cargo nextest run` (or `cargo test`) needs nothing else: the store
+//! in-process ([`store`]), PostgreSQL shared by the run's processes ([`db`]).
 
 pub mod app;
 pub mod chaos;
 pub mod db;
 pub mod multipart;
+pub mod store;
 
 pub use app::{Call, TestApp, TestOptions};
+pub use store::store;
 
-/// An environment variable `scripts/test.sh` exports; tests cannot run without it.
+/// What `scripts/test.sh` used to export, now from the in-process store. Prefer [`store()`];
+/// this keeps callers of the old names working.
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through `bash scripts/test.sh` (it starts PostgreSQL and s3s-fs)")
-    })
+    let store = store();
+    match name {
+        "R2B_TEST_S3_ENDPOINT" => store.endpoint.clone(),
+        "R2B_TEST_S3_ACCESS_KEY" => store.access_key.clone(),
+        "R2B_TEST_S3_SECRET_KEY" => store.secret_key.clone(),
+        _ => panic!("no test setting {name}"),
+    }
 }
 
 /// The `id` of an asset (or any JSON object with one).

@@ -4,23 +4,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::run::BUCKET;
-
-pub(super) struct Banner {
-    pub(super) api: String,
-    pub(super) store: String,
-    pub(super) files: PathBuf,
-    pub(super) database: String,
-    pub(super) data_dir: PathBuf,
+pub struct Banner {
+    pub api: String,
+    pub store: String,
+    pub bucket: String,
+    pub files: PathBuf,
+    pub database: String,
+    pub data_dir: PathBuf,
     /// ` --data-dir <dir>` when not the default, for the commands shown.
-    pub(super) dir_flag: Option<String>,
-    pub(super) first_run: bool,
-    pub(super) token: String,
+    pub dir_flag: Option<String>,
+    pub first_run: bool,
+    pub token: String,
 }
 
 impl Banner {
-    pub(super) fn render(&self, took: Duration) -> String {
-        let Self { api, store, database, token, .. } = self;
+    pub fn render(&self, took: Duration) -> String {
+        let Self { api, store, bucket, database, token, .. } = self;
         let (files, data_dir) = (self.files.display(), self.data_dir.display());
         let flag = self.dir_flag.as_deref().unwrap_or_default();
         let state = if self.first_run { "first run: credentials created" } else { "data reused" };
@@ -38,7 +37,7 @@ r2-broker dev is ready in {took:.1?} ({state}). Ctrl-C stops everything; the dat
   API         {api}   (spec: {api}/openapi.yaml, readiness: {api}/readyz)
   Demo page   {api}/#token={token}   (dev mode only; the token stays in the # part)
   JS client   {api}/client/r2-broker.js   (an ES module any origin can import; clients/js)
-  S3 store    {store}   bucket `{BUCKET}`, files in {files}
+  S3 store    {store}   bucket `{bucket}`, files in {files}
   PostgreSQL  {database}
   Secrets     {data_dir}/dev.json (S3 keys, JWT secret)
   CORS        open to any origin on the API and the store: a browser page anywhere can upload

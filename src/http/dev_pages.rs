@@ -1,4 +1,4 @@
-//! What only `r2-broker dev` serves (`Config::dev_pages`, set by [`super::run`]): the JS client
+//! What only `r2-broker dev` serves (`Config::dev_pages`, which it sets): the JS client
 //! at `/client/r2-broker.js`, so a page anywhere can `import` it with no bundler, and a demo
 //! page at `/` built on it (drag and drop, progress, retry, a gallery of the owner's assets).
 //!
@@ -18,9 +18,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Path, content type, body.
 const FILES: [(&str, &str, &str); 4] = [
-    ("/", "text/html; charset=utf-8", include_str!("pages/index.html")),
-    ("/demo.js", JS, include_str!("pages/demo.js")),
-    ("/demo.css", "text/css; charset=utf-8", include_str!("pages/demo.css")),
+    ("/", "text/html; charset=utf-8", include_str!("dev_pages/index.html")),
+    ("/demo.js", JS, include_str!("dev_pages/demo.js")),
+    ("/demo.css", "text/css; charset=utf-8", include_str!("dev_pages/demo.css")),
     ("/client/r2-broker.js", JS, CLIENT_JS),
 ];
 

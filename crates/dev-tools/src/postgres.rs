@@ -1,4 +1,5 @@
-//! A private PostgreSQL cluster for `r2-broker dev` and hermetic tests.
+//! A private PostgreSQL cluster for `r2-broker dev` and hermetic tests ([`shared`]: one
+//! cluster for many test processes).
 //!
 //! Runs the machine's own `initdb`/`postgres` (no download) on a folder of ours: trust auth,
 //! 127.0.0.1 on a free port, a private socket folder, `fsync=off`. Layout of `dir`:
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 
+pub mod shared;
 mod sys;
 use sys::{is_root, lookup_user, set_parent_death_signal, signal};
 
@@ -226,13 +228,7 @@ impl Cluster {
     /// PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process:
     /// the postmaster is spawned from a thread of its own that lives until the handle goes.
     fn spawn(&self, port: u16) -> anyhow::Result<(Child, mpsc::Sender<()>)> {
-        let mut cmd = self.command("postgres")?;
-        cmd.arg("-D").arg(&self.data).args(["-c", "listen_addresses=127.0.0.1", "-c"]);
-        cmd.arg(format!("port={port}")).arg("-c").arg(format!("unix_socket_directories={}", self.sock.display()));
-        cmd.args(["-c", "fsync=off"]);
-        // Own process group: a Ctrl-C in the terminal reaches r2-broker only, which then
-        // stops PostgreSQL in order instead of both racing.
-        cmd.process_group(0);
+        let mut cmd = self.server_command(port)?;
         set_parent_death_signal(&mut cmd);
         let (child_tx, child_rx) = mpsc::channel();
         let (keeper, kept) = mpsc::channel::<()>();
@@ -244,6 +240,17 @@ impl Cluster {
         })?;
         let child = child_rx.recv()?.context("starting postgres")?;
         Ok((child, keeper))
+    }
+
+    /// The postmaster on 127.0.0.1:`port`. In its own process group: a Ctrl-C in the terminal
+    /// reaches r2-broker only, which then stops PostgreSQL in order instead of both racing.
+    fn server_command(&self, port: u16) -> io::Result<Command> {
+        let mut cmd = self.command("postgres")?;
+        cmd.arg("-D").arg(&self.data).args(["-c", "listen_addresses=127.0.0.1", "-c"]);
+        cmd.arg(format!("port={port}")).arg("-c").arg(format!("unix_socket_directories={}", self.sock.display()));
+        cmd.args(["-c", "fsync=off"]);
+        cmd.process_group(0);
+        Ok(cmd)
     }
 
     /// A killed run leaves `postmaster.pid` (and a socket lock file) behind; postgres refuses
