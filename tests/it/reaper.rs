@@ -9,7 +9,7 @@ use r2_broker::reaper::{Report, run_once};
 use serde_json::{Value, json};
 
 use crate::support::multipart::{PART, bytes};
-use crate::support::{TestApp, TestOptions, env};
+use crate::support::{TestApp, TestOptions};
 
 /// URLs live 1–2 s (whole seconds), `complete` is accepted 1 s more.
 const SHORT: &str = "[profiles.short]\nupload_url_ttl = 2\ncomplete_grace = 1\npart_size = 5242880\n";
@@ -240,9 +240,9 @@ async fn the_reap_subcommand_runs_one_pass_and_exits_0() {
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("DATABASE_URL", db)
-                .env("S3_ENDPOINT", env("R2B_TEST_S3_ENDPOINT"))
-                .env("S3_ACCESS_KEY_ID", env("R2B_TEST_S3_ACCESS_KEY"))
-                .env("S3_SECRET_ACCESS_KEY", env("R2B_TEST_S3_SECRET_KEY"))
+                .env("S3_ENDPOINT", &crate::support::store().endpoint)
+                .env("S3_ACCESS_KEY_ID", &crate::support::store().access_key)
+                .env("S3_SECRET_ACCESS_KEY", &crate::support::store().secret_key)
                 .env("S3_BUCKET", bucket)
                 .env("JWT_SECRET", crate::support::app::JWT_SECRET)
                 .output()

@@ -13,18 +13,6 @@ pub mod store;
 pub use app::{Call, TestApp, TestOptions};
 pub use store::store;
 
-/// What `scripts/test.sh` used to export, now from the in-process store. Prefer [`store()`];
-/// this keeps callers of the old names working.
-pub fn env(name: &str) -> String {
-    let store = store();
-    match name {
-        "R2B_TEST_S3_ENDPOINT" => store.endpoint.clone(),
-        "R2B_TEST_S3_ACCESS_KEY" => store.access_key.clone(),
-        "R2B_TEST_S3_SECRET_KEY" => store.secret_key.clone(),
-        _ => panic!("no test setting {name}"),
-    }
-}
-
 /// The `id` of an asset (or any JSON object with one).
 pub fn id_of(asset: &serde_json::Value) -> &str {
     asset["id"].as_str().expect("an id")
