@@ -1,6 +1,6 @@
 //! One integration-test binary (it links once). Every test starts the real application
-//! against a fresh PostgreSQL database and its own bucket on s3s-fs; run them with
-//! `bash scripts/test.sh`.
+//! against a fresh PostgreSQL database (on the run's shared private cluster) and its own
+//! bucket on the in-process s3s-fs store (`support/`); plain `cargo nextest run` runs them.
 
 mod support;
 

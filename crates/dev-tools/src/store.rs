@@ -4,8 +4,8 @@
 //! (header-signed and presigned requests, expiry, signed headers, `x-amz-checksum-sha256`),
 //! so the URLs the broker hands out are verified exactly as a real store would. s3s-fs has no
 //! CORS of its own (OPTIONS answers 501), so a tower-http CORS layer answers browsers first.
-//! Known gaps of s3s-fs 0.14.1 are listed in `TESTING.md` (e.g. a body that fails its checksum
-//! is still written; keys are file paths): the broker's own checks must not rely on it.
+//! Known gaps of s3s-fs 0.14.1 are listed in CONTRIBUTING.md (e.g. a body that fails its
+//! checksum is still written; keys are file paths): the broker's own checks must not rely on it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
