@@ -35,14 +35,16 @@ async fn cleaned(app: &TestApp, intent: &Value) -> bool {
 
 /// Moves every pending intent's deadlines an hour into the past.
 async fn make_all_due(app: &TestApp) {
-    app.db
-        .execute(
-            "update uploads set expires_at = now() - interval '1 hour', complete_by = now() - interval '1 hour' \
-             where status = 'pending'",
-            &[],
-        )
-        .await
-        .unwrap();
+    back_date(app, "status = 'pending'").await;
+}
+
+/// Moves the deadlines of the intents matching `filter` an hour into the past.
+async fn back_date(app: &TestApp, filter: &str) {
+    let sql = format!(
+        "update uploads set expires_at = now() - interval '1 hour', complete_by = now() - interval '1 hour' \
+         where {filter}"
+    );
+    app.db.execute(&sql, &[]).await.unwrap();
 }
 
 #[tokio::test]
@@ -64,14 +66,7 @@ async fn one_pass_expires_what_is_due_and_leaves_no_reservation_upload_or_stray_
     assert_eq!(app.usage_row("re").await, (0, 0, 7 + 2 + 3 + 100, 4));
 
     // Past expires_at + complete_grace for the short ones: their deadlines move an hour back.
-    app.db
-        .execute(
-            "update uploads set expires_at = now() - interval '1 hour', complete_by = now() - interval '1 hour' \
-             where profile = 'short'",
-            &[],
-        )
-        .await
-        .unwrap();
+    back_date(&app, "profile = 'short'").await;
     let report = run_once(&app.state).await.expect("a reaper pass");
 
     assert_eq!(report, Report { expired: 3, cleaned: 3, clean_failures: 0, keys_forgotten: 0 });

@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 
+mod server_log;
 pub mod shared;
 mod sys;
+use server_log::{log_len, log_tail, start_failed};
 use sys::{is_root, lookup_user, set_parent_death_signal, signal};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -215,12 +217,7 @@ impl Cluster {
                 // Exited early: a killed run's processes may still be going away (or the port
                 // was taken meanwhile). Retry a little, then report.
                 Err(None) if t0.elapsed() < STALE_RETRY => std::thread::sleep(POLL * 5),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let why = e.map_or("exited during startup".into(), |e| format!("{e:#}"));
-                    bail!("PostgreSQL {why}; {}", log_tail(&self.log, from));
-                }
+                Err(e) => return Err(start_failed(&mut child, e, &self.log, from)),
             }
         }
     }
@@ -386,19 +383,6 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-fn log_len(log: &Path) -> usize {
-    fs::metadata(log).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX))
-}
-
-/// The log's last lines written since offset `from`, for error messages.
-fn log_tail(log: &Path, from: usize) -> String {
-    let bytes = fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default());
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-    format!("{}:\n{tail}", log.display())
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
-use super::{Cluster, POLL, STALE_RETRY, is_live, log_len, log_tail, wait_ready};
+use super::server_log::{log_len, start_failed};
+use super::{Cluster, POLL, STALE_RETRY, is_live, wait_ready};
 use crate::data_dir::{fallback_dir, reachable_by_postgres};
 
 /// Needs `flock(1)` (util-linux, on every Debian-like system) and a POSIX `sh`.
@@ -115,12 +116,7 @@ fn start(dir: &Path, idle: Duration) -> anyhow::Result<u16> {
             Ok(()) => break (child.id(), port),
             // A stopped server's processes may still be going away, or the port was taken.
             Err(None) if t0.elapsed() < STALE_RETRY => std::thread::sleep(POLL * 5),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let why = e.map_or("exited during startup".into(), |e| format!("{e:#}"));
-                bail!("PostgreSQL {why}; {}", log_tail(&cluster.log, from));
-            }
+            Err(e) => return Err(start_failed(&mut child, e, &cluster.log, from)),
         }
     };
     let watchdog = spawn_watchdog(&cluster.dir, pid, idle)?;
