@@ -8,8 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::profiles::Profiles;
 
 mod jwt;
+mod secrets;
 mod settings;
-pub use jwt::{JwtConfig, JwtKey};
+pub use jwt::{JwksIssuer, JwtConfig, JwtKey};
 pub use settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +155,9 @@ impl Settings {
         if !listen.contains(':') {
             return Err(bad("BROKER_LISTEN", "must be HOST:PORT"));
         }
-        let database_url = required(&self.database_url, "DATABASE_URL")?;
+        let database_url =
+            secrets::secret(&self.database_url, &self.database_url_file, "DATABASE_URL", "DATABASE_URL_FILE")?;
+        let database_url = required(&database_url, "DATABASE_URL")?;
         database_url
             .parse::<tokio_postgres::Config>()
             .map_err(|_| bad("DATABASE_URL", "is not a valid PostgreSQL URL"))?;
@@ -185,41 +188,32 @@ impl Settings {
             endpoint,
             bucket,
             region: self.s3_region.clone().filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "auto".into()),
-            access_key_id: required(&self.s3_access_key_id, "S3_ACCESS_KEY_ID")?,
-            secret_access_key: required(&self.s3_secret_access_key, "S3_SECRET_ACCESS_KEY")?.into(),
+            access_key_id: required(
+                &secrets::secret(
+                    &self.s3_access_key_id,
+                    &self.s3_access_key_id_file,
+                    "S3_ACCESS_KEY_ID",
+                    "S3_ACCESS_KEY_ID_FILE",
+                )?,
+                "S3_ACCESS_KEY_ID",
+            )?,
+            secret_access_key: required(
+                &secrets::secret(
+                    &self.s3_secret_access_key,
+                    &self.s3_secret_access_key_file,
+                    "S3_SECRET_ACCESS_KEY",
+                    "S3_SECRET_ACCESS_KEY_FILE",
+                )?,
+                "S3_SECRET_ACCESS_KEY",
+            )?
+            .into(),
             provider,
             public_base_url,
             timeout: store_timeout,
             complete_timeout,
         };
 
-        let secret = self.jwt_secret.clone().filter(|s| !s.is_empty());
-        if let Some(s) = &secret
-            && s.len() < 32
-        {
-            return Err(bad("JWT_SECRET", "must be at least 32 bytes (HS256 needs a strong key)"));
-        }
-        let public = match &self.jwt_public_key_file {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
-                let key = JwtKey::from_public_pem(&pem).ok_or_else(|| {
-                    bad("JWT_PUBLIC_KEY_FILE", "JWT_PUBLIC_KEY_FILE is not a PEM RSA, EC or Ed25519 public key")
-                })?;
-                Some(key)
-            }
-        };
-        if secret.is_none() && public.is_none() {
-            return Err(bad("JWT_SECRET", "at least one of JWT_SECRET and JWT_PUBLIC_KEY_FILE is required"));
-        }
-        let jwt = JwtConfig {
-            hmac: secret.map(|s| JwtKey::hs256(s.as_bytes())),
-            public,
-            issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
-            audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
-            admin_scope: self.admin_scope.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "broker:admin".into()),
-        };
+        let jwt = jwt::validate(self)?;
 
         let profiles = match &self.profiles {
             None => Profiles::builtin(),
@@ -337,7 +331,7 @@ impl Config {
             })
             .unwrap_or_default();
         format!(
-            "listen={} db={} s3={} bucket={} provider={:?} profiles={} jwt={}{}",
+            "listen={} db={} s3={} bucket={} provider={:?} profiles={} jwt={}{}{}",
             self.listen,
             db,
             self.s3.endpoint,
@@ -346,6 +340,7 @@ impl Config {
             self.profiles.names().join(","),
             if self.jwt.hmac.is_some() { "hs256" } else { "" },
             if self.jwt.public.is_some() { "+public-key" } else { "" },
+            self.jwt.jwks.iter().map(|j| format!("+jwks({})", j.issuer)).collect::<String>(),
         )
     }
 }

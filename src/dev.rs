@@ -224,8 +224,8 @@ mod tests {
     use super::*;
 
     /// dev.json and its random secret are tested in the dev-tools crate.
-    #[test]
-    fn minted_tokens_verify() {
+    #[tokio::test]
+    async fn minted_tokens_verify() {
         let secret = uuid::Uuid::new_v4().simple().to_string().repeat(2);
         let settings = Settings {
             jwt_issuer: Some("https://issuer.example".into()),
@@ -238,14 +238,17 @@ mod tests {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             admin_scope: "broker:admin".into(),
+            owner_claim: "sub".into(),
+            scope_claims: vec!["scope".into()],
+            ..Default::default()
         };
         let verifier = crate::auth::Verifier::new(&jwt);
         let ttl = Duration::from_secs(60);
-        let caller = verifier.verify(&mint(&settings, &secret, "alice", ttl, true).unwrap()).unwrap();
+        let caller = verifier.verify(&mint(&settings, &secret, "alice", ttl, true).unwrap()).await.unwrap();
         assert_eq!((caller.owner.as_str(), caller.admin), ("alice", true));
-        let caller = verifier.verify(&mint(&settings, &secret, "dev", ttl, false).unwrap()).unwrap();
+        let caller = verifier.verify(&mint(&settings, &secret, "dev", ttl, false).unwrap()).await.unwrap();
         assert_eq!((caller.owner.as_str(), caller.admin), ("dev", false));
-        assert!(verifier.verify(&mint(&Settings::default(), &secret, "dev", ttl, false).unwrap()).is_err());
+        assert!(verifier.verify(&mint(&Settings::default(), &secret, "dev", ttl, false).unwrap()).await.is_err());
         assert!(mint(&settings, &secret, "", ttl, false).is_err());
     }
 }

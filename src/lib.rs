@@ -169,7 +169,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let pool = db::pool(&config.db, config.db.pool_size)?;
     db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("DATABASE_URL: migrations failed: {e}"))?;
     let store = store::Store::new(&config.s3)?;
-    AppState::new(config, pool, store)
+    AppState::new(config, pool, store).await
 }
 
 fn cors(origins: &[String]) -> actix_cors::Cors {

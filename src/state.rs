@@ -17,7 +17,7 @@ pub struct AppState {
     pub db: Db,
     /// The object store: HeadObject/DeleteObject/multipart calls and the presigner.
     pub store: Store,
-    /// JWT verification, keys parsed once at start.
+    /// JWT verification: static keys parsed once at start, JWKS keys cached and refreshed.
     pub verifier: Arc<Verifier>,
     /// Validated configuration, profiles included.
     pub config: Arc<Config>,
@@ -28,8 +28,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db, store: Store) -> anyhow::Result<Self> {
+    /// Async: the JWKS providers' keys are fetched once here (`Verifier::start`).
+    pub async fn new(config: Config, db: Db, store: Store) -> anyhow::Result<Self> {
         let verifier = Verifier::new(&config.jwt);
+        verifier.start().await?;
         let limiter = config.rate_limit.map(|rl| {
             let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
             let burst = NonZeroU32::new(rl.burst).unwrap_or(per_second);

@@ -7,6 +7,10 @@
 //! was already in the past when the token verified). Only successes are kept. Bounded:
 //! when full it is emptied, so a flood of distinct tokens costs what it cost without a
 //! cache and memory stays at most `CAPACITY` entries.
+//!
+//! A token verified with a JWKS key carries a tag, (provider, key-set generation): the
+//! verifier uses the entry only while that provider's set is the one it was checked with,
+//! so a key the provider removed stops working at the next refresh, not at `exp`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,24 +20,27 @@ use super::Caller;
 /// ~1.5 MiB at most with 300-byte tokens.
 const CAPACITY: usize = 4096;
 
+/// (index of the JWKS provider, generation of its key set).
+pub type Tag = (usize, u64);
+
 #[derive(Default)]
 pub struct TokenCache {
-    map: Mutex<HashMap<Box<str>, (Caller, u64)>>,
+    map: Mutex<HashMap<Box<str>, (Caller, u64, Option<Tag>)>>,
 }
 
 impl TokenCache {
     /// The caller of a token verified earlier, if it has not expired at `now` (Unix s).
-    pub fn get(&self, token: &str, now: u64) -> Option<Caller> {
+    pub fn get(&self, token: &str, now: u64) -> Option<(Caller, Option<Tag>)> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(token).filter(|(_, exp)| now < *exp).map(|(caller, _)| caller.clone())
+        map.get(token).filter(|(_, exp, _)| now < *exp).map(|(caller, _, tag)| (caller.clone(), *tag))
     }
 
-    pub fn insert(&self, token: &str, caller: &Caller, exp: u64) {
+    pub fn insert(&self, token: &str, caller: &Caller, exp: u64, tag: Option<Tag>) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= CAPACITY {
             map.clear();
         }
-        map.insert(token.into(), (caller.clone(), exp));
+        map.insert(token.into(), (caller.clone(), exp, tag));
     }
 }
 
@@ -48,8 +55,9 @@ mod tests {
     #[test]
     fn an_entry_is_used_only_before_its_exp() {
         let cache = TokenCache::default();
-        cache.insert("t1", &caller("alice"), 100);
-        assert_eq!(cache.get("t1", 99).unwrap().owner, "alice");
+        cache.insert("t1", &caller("alice"), 100, Some((0, 7)));
+        let (hit, tag) = cache.get("t1", 99).unwrap();
+        assert_eq!((hit.owner.as_str(), tag), ("alice", Some((0, 7))));
         assert!(cache.get("t1", 100).is_none());
         assert!(cache.get("t2", 50).is_none());
     }
@@ -58,7 +66,7 @@ mod tests {
     fn it_never_holds_more_than_its_capacity() {
         let cache = TokenCache::default();
         for i in 0..CAPACITY * 2 + 1 {
-            cache.insert(&format!("t{i}"), &caller("o"), u64::MAX);
+            cache.insert(&format!("t{i}"), &caller("o"), u64::MAX, None);
             assert!(cache.map.lock().unwrap().len() <= CAPACITY);
         }
         assert!(cache.get(&format!("t{}", CAPACITY * 2), 0).is_some());

@@ -15,6 +15,9 @@ pub struct Settings {
     /// PostgreSQL connection URL (required); migrations run at start
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// File holding DATABASE_URL (a mounted secret; one trailing newline is dropped)
+    #[arg(long, env = "DATABASE_URL_FILE", value_name = "PATH")]
+    pub database_url_file: Option<PathBuf>,
     /// S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com (required)
     #[arg(long, env = "S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
@@ -27,9 +30,15 @@ pub struct Settings {
     /// Store access key id (required)
     #[arg(long, env = "S3_ACCESS_KEY_ID")]
     pub s3_access_key_id: Option<String>,
+    /// File holding S3_ACCESS_KEY_ID
+    #[arg(long, env = "S3_ACCESS_KEY_ID_FILE", value_name = "PATH")]
+    pub s3_access_key_id_file: Option<PathBuf>,
     /// Store secret access key (required)
     #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// File holding S3_SECRET_ACCESS_KEY
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY_FILE", value_name = "PATH")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
     /// `r2` or `s3`: what the store supports (`r2` has no POST policy) [default: r2]
     #[arg(long, env = "S3_PROVIDER")]
     pub s3_provider: Option<String>,
@@ -39,6 +48,9 @@ pub struct Settings {
     /// HS256 shared secret (at least 32 bytes)
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// File holding JWT_SECRET
+    #[arg(long, env = "JWT_SECRET_FILE", value_name = "PATH")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// PEM public key for RS256 / ES256 / EdDSA tokens
     #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_name = "PATH")]
     pub jwt_public_key_file: Option<PathBuf>,
@@ -48,6 +60,27 @@ pub struct Settings {
     /// When set, tokens must carry this `aud`
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// JWKS URL of the identity provider whose tokens carry JWT_ISSUER (required with it);
+    /// keys are looked up by `kid`
+    #[arg(long, env = "JWT_JWKS_URL", value_name = "URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// More JWKS providers: `iss=<issuer>,jwks=<url>[,aud=<audience>]` entries separated
+    /// by `;` or newlines
+    #[arg(long, env = "JWT_ISSUERS", value_name = "ENTRIES")]
+    pub jwt_issuers: Option<String>,
+    /// Claim naming the owner (a string, 1 to 255 bytes) [default: sub]
+    #[arg(long, env = "JWT_OWNER_CLAIM", value_name = "CLAIM")]
+    pub jwt_owner_claim: Option<String>,
+    /// Comma-separated claims holding scopes (a space-separated string or an array)
+    /// [default: scope,scp,scopes]
+    #[arg(long, env = "JWT_SCOPE_CLAIM", value_name = "CLAIMS")]
+    pub jwt_scope_claim: Option<String>,
+    /// Least seconds between two JWKS fetches caused by unknown kids [default: 30]
+    #[arg(long, env = "JWT_JWKS_COOLDOWN", value_name = "SECS")]
+    pub jwt_jwks_cooldown: Option<String>,
+    /// Seconds one JWKS fetch may take [default: 5]
+    #[arg(long, env = "BROKER_JWKS_TIMEOUT", value_name = "SECS")]
+    pub jwks_timeout: Option<String>,
     /// Scope that may act for any owner and call /v1/admin/* [default: broker:admin]
     #[arg(long, env = "BROKER_ADMIN_SCOPE")]
     pub admin_scope: Option<String>,

@@ -30,7 +30,7 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let outcome = verify(req.request());
+    let outcome = verify(req.request()).await;
     if let Ok(caller) = &outcome {
         tracing::Span::current().record("owner", caller.owner.as_str());
     }
@@ -38,7 +38,9 @@ pub async fn authenticate(
     next.call(req).await
 }
 
-fn verify(req: &HttpRequest) -> Result<Caller, Error> {
+/// Async: a token from a JWKS provider may need its keys fetched (bounded by
+/// `BROKER_JWKS_TIMEOUT`); every other token verifies without waiting.
+async fn verify(req: &HttpRequest) -> Result<Caller, Error> {
     let state = app_state(req)?;
     let value =
         req.headers().get(header::AUTHORIZATION).ok_or(Error::Unauthorized("missing Authorization: Bearer token"))?;
@@ -47,7 +49,7 @@ fn verify(req: &HttpRequest) -> Result<Caller, Error> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(Error::Unauthorized("Authorization must be `Bearer <token>`")),
     };
-    state.verifier.verify(token)
+    state.verifier.verify(token).await
 }
 
 /// Step 2: `429 rate_limited` with the wait when the caller's owner is over its rate.
