@@ -106,3 +106,151 @@ fn each_bad_deadline_is_named() {
         assert!(err.to_string().starts_with(variable), "{err}");
     }
 }
+
+fn temp_file(contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("r2b-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn each_secret_can_come_from_a_file_without_its_trailing_newline() {
+    let mut s = minimal();
+    s.database_url = None;
+    s.database_url_file = Some(temp_file("postgres://u:p@db.internal:5432/app\n"));
+    s.s3_secret_access_key = None;
+    s.s3_secret_access_key_file = Some(temp_file("from-file\r\n"));
+    s.s3_access_key_id = None;
+    s.s3_access_key_id_file = Some(temp_file("AKFILE"));
+    s.jwt_secret = None;
+    s.jwt_secret_file = Some(temp_file("0123456789abcdef0123456789abcdef\n"));
+    let c = s.validate().unwrap();
+    assert_eq!(c.db.url.expose_secret(), "postgres://u:p@db.internal:5432/app");
+    assert_eq!(c.s3.secret_access_key.expose_secret(), "from-file");
+    assert_eq!(c.s3.access_key_id, "AKFILE");
+    assert!(c.jwt.hmac.is_some());
+}
+
+#[test]
+fn a_secret_given_twice_or_in_a_bad_file_is_named() {
+    type Case = (fn(&mut Settings), &'static str, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            |s| s.jwt_secret_file = Some(temp_file("x")),
+            "JWT_SECRET_FILE",
+            "JWT_SECRET and JWT_SECRET_FILE are both set",
+        ),
+        (|s| s.database_url_file = Some(temp_file("x")), "DATABASE_URL_FILE", "DATABASE_URL and DATABASE_URL_FILE"),
+        (
+            |s| s.s3_secret_access_key_file = Some(temp_file("x")),
+            "S3_SECRET_ACCESS_KEY_FILE",
+            "S3_SECRET_ACCESS_KEY and S3_SECRET_ACCESS_KEY_FILE",
+        ),
+        (
+            |s| {
+                s.jwt_secret = None;
+                s.jwt_secret_file = Some("/nonexistent/jwt".into());
+            },
+            "JWT_SECRET_FILE",
+            "cannot read /nonexistent/jwt",
+        ),
+        (
+            |s| {
+                s.database_url = None;
+                s.database_url_file = Some(temp_file("\n"));
+            },
+            "DATABASE_URL_FILE",
+            "is empty",
+        ),
+        (
+            |s| {
+                s.jwt_secret = None;
+                s.jwt_secret_file = Some(temp_file("short\n"));
+            },
+            "JWT_SECRET_FILE",
+            "at least 32 bytes",
+        ),
+    ];
+    for (change, variable, reason) in cases {
+        let mut s = minimal();
+        change(&mut s);
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.variable, variable, "{err}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+}
+
+#[test]
+fn jwks_providers_come_from_jwt_jwks_url_and_jwt_issuers() {
+    let mut s = minimal();
+    s.jwt_secret = None;
+    s.jwt_jwks_url = Some("https://tenant.auth0.com/.well-known/jwks.json".into());
+    s.jwt_issuer = Some("https://tenant.auth0.com/".into());
+    s.jwt_audience = Some("https://api.example".into());
+    s.jwt_issuers = Some(
+        " iss=https://securetoken.google.com/proj, aud=proj ,jwks=https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com ;\n\
+         iss=https://clerk.example.com,jwks=http://127.0.0.1:9999/jwks\n"
+            .into(),
+    );
+    let c = s.validate().unwrap();
+    let got: Vec<_> = c.jwt.jwks.iter().map(|j| (j.issuer.as_str(), j.audience.as_deref(), j.variable)).collect();
+    assert_eq!(
+        got,
+        [
+            ("https://tenant.auth0.com/", Some("https://api.example"), "JWT_JWKS_URL"),
+            ("https://securetoken.google.com/proj", Some("proj"), "JWT_ISSUERS"),
+            ("https://clerk.example.com", None, "JWT_ISSUERS"),
+        ]
+    );
+    assert_eq!(c.jwt.owner_claim, "sub");
+    assert_eq!(c.jwt.scope_claims, ["scope", "scp", "scopes"]);
+    assert_eq!(c.jwt.jwks_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.jwt.jwks_cooldown, std::time::Duration::from_secs(30));
+    assert!(c.summary().contains("+jwks(https://tenant.auth0.com/)"), "{}", c.summary());
+
+    let mut s = minimal();
+    s.jwt_owner_claim = Some(" org_id ".into());
+    s.jwt_scope_claim = Some("permissions, scope".into());
+    let c = s.validate().unwrap();
+    assert_eq!(
+        (c.jwt.owner_claim.as_str(), c.jwt.scope_claims.as_slice()),
+        ("org_id", &["permissions".to_owned(), "scope".into()][..])
+    );
+}
+
+#[test]
+fn each_bad_jwks_setting_is_named() {
+    type Case = (fn(&mut Settings), &'static str);
+    let cases: Vec<Case> = vec![
+        (|s| s.jwt_jwks_url = Some("https://idp.example/jwks".into()), "JWT_JWKS_URL"), // no JWT_ISSUER
+        (
+            |s| {
+                s.jwt_issuer = Some("https://idp.example/".into());
+                s.jwt_jwks_url = Some("http://idp.example/jwks".into());
+            },
+            "JWT_JWKS_URL",
+        ),
+        (
+            |s| {
+                s.jwt_issuer = Some("https://idp.example/".into());
+                s.jwt_jwks_url = Some("idp.example/jwks".into());
+            },
+            "JWT_JWKS_URL",
+        ),
+        (|s| s.jwt_issuers = Some("iss=https://a/".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_issuers = Some("jwks=https://a/jwks".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_issuers = Some("iss=https://a/,jwks=https://a/j,audience=x".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_issuers = Some("iss=https://a/,jwks=https://a/j,iss=https://b/".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_issuers = Some("iss=a,jwks=https://a/j;iss=a,jwks=https://b/j".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_issuers = Some("https://a/".into()), "JWT_ISSUERS"),
+        (|s| s.jwt_scope_claim = Some(" , ".into()), "JWT_SCOPE_CLAIM"),
+        (|s| s.jwt_jwks_cooldown = Some("-1".into()), "JWT_JWKS_COOLDOWN"),
+        (|s| s.jwks_timeout = Some("0".into()), "BROKER_JWKS_TIMEOUT"),
+    ];
+    for (change, variable) in cases {
+        let mut s = minimal();
+        change(&mut s);
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.variable, variable, "{err}");
+    }
+}
