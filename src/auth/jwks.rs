@@ -276,6 +276,51 @@ mod tests {
         assert_eq!(max_age(Some("max-age=soon")), DEFAULT_MAX_AGE);
     }
 
+    const EC_JWK: &str = r#"{"kty": "EC", "kid": "sig", "crv": "P-256",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    /// A key server on port 0 answering every request with one key; returns its URL and
+    /// the count of requests answered.
+    async fn key_server() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicU64::new(0));
+        let counter = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let body = format!(r#"{{"keys": [{EC_JWK}]}}"#);
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
+            }
+        });
+        (url, count)
+    }
+
+    /// Without a cooldown every miss may fetch, yet misses that arrive while a fetch is
+    /// under way wait for it instead of starting their own. `join_all` polls every
+    /// look-up once before the first fetch can finish, so all 32 are waiting on it.
+    #[tokio::test]
+    async fn concurrent_misses_share_one_fetch() {
+        let (url, fetches) = key_server().await;
+        let issuer = JwksIssuer { jwks_url: url, issuer: "i".into(), audience: None, variable: "JWT_JWKS_URL" };
+        let source = JwksSource::new(issuer, reqwest::Client::new(), Duration::from_secs(5), Duration::ZERO);
+
+        let lookups = (0..32).map(|i| {
+            let source = &source;
+            async move { source.key(&format!("made-up-{i}")).await }
+        });
+        let outcomes = futures_util::future::join_all(lookups).await;
+
+        assert!(outcomes.iter().all(|o| matches!(o, Lookup::Unknown)));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert!(matches!(source.key("sig").await, Lookup::Found(_, 1)), "the fetched set is kept");
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "a known, fresh kid needs no fetch");
+    }
+
     #[test]
     fn symmetric_encryption_and_unknown_keys_are_dropped() {
         let body = serde_json::json!({"keys": [
