@@ -23,9 +23,12 @@ const CAPACITY: usize = 4096;
 /// (index of the JWKS provider, generation of its key set).
 pub type Tag = (usize, u64);
 
+/// The caller, the token's `exp` and its tag.
+type Entry = (Caller, u64, Option<Tag>);
+
 #[derive(Default)]
 pub struct TokenCache {
-    map: Mutex<HashMap<Box<str>, (Caller, u64, Option<Tag>)>>,
+    map: Mutex<HashMap<Box<str>, Entry>>,
 }
 
 impl TokenCache {
