@@ -71,17 +71,21 @@ impl Verifier {
             key: k.key.clone(),
             validation: validation(&k.algorithms, cfg.issuer.as_deref(), cfg.audience.as_deref()),
         };
-        // Timeouts are per fetch (`JwksSource::fetch`); the client itself only bounds connecting.
-        let client = reqwest::Client::builder()
-            .connect_timeout(cfg.jwks_timeout)
-            .user_agent(concat!("r2-broker/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        let jwks = cfg
-            .jwks
-            .iter()
-            .map(|i| jwks::JwksSource::new(i.clone(), client.clone(), cfg.jwks_timeout, cfg.jwks_cooldown))
-            .collect();
+        let jwks = match cfg.jwks.is_empty() {
+            true => Vec::new(),
+            false => {
+                // Timeouts are per fetch (`JwksSource::fetch`); the client only bounds connecting.
+                let client = reqwest::Client::builder()
+                    .connect_timeout(cfg.jwks_timeout)
+                    .user_agent(concat!("r2-broker/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .unwrap_or_default();
+                let source = |i: &crate::config::JwksIssuer| {
+                    jwks::JwksSource::new(i.clone(), client.clone(), cfg.jwks_timeout, cfg.jwks_cooldown)
+                };
+                cfg.jwks.iter().map(source).collect()
+            }
+        };
         Self {
             hmac: cfg.hmac.as_ref().map(check),
             public: cfg.public.as_ref().map(check),
