@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod confirm;
+pub mod doctor;
 pub mod idempotency;
 pub mod owners;
 pub mod reaper;

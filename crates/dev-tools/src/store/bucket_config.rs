@@ -143,3 +143,61 @@ dev_s3! {
         Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+
+    use crate::store::EmbeddedStore;
+
+    fn client(endpoint: &str, secret: &str) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("auto"))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new("AKIDCFG", secret, None, None, "test"))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    #[tokio::test]
+    async fn cors_and_lifecycle_are_kept_per_bucket_and_signature_checked() {
+        let root = std::env::temp_dir().join(format!("r2b-store-cfg-{}", std::process::id()));
+        let store =
+            EmbeddedStore::start(&root, "cfg", "127.0.0.1:0".parse().unwrap(), "AKIDCFG", "cfgsecret").await.unwrap();
+        let s3 = client(&store.endpoint, "cfgsecret");
+
+        // Nothing put: the CORS layer's own rule, and no lifecycle configuration.
+        let got = s3.get_bucket_cors().bucket("cfg").send().await.unwrap();
+        let rule = &got.cors_rules()[0];
+        assert_eq!(rule.allowed_origins(), ["*"]);
+        assert_eq!(rule.allowed_methods(), ["GET", "PUT", "HEAD", "POST"]);
+        assert_eq!(rule.expose_headers(), ["ETag"]);
+        assert!(rule.allowed_headers().iter().any(|h| h == "x-amz-meta-upload-id"));
+        let err = s3.get_bucket_lifecycle_configuration().bucket("cfg").send().await.unwrap_err();
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+
+        // A rule put is what is read back; a wrong key may neither put nor read.
+        let mine = CorsRule::builder().allowed_origins("https://a.example").allowed_methods("GET").build().unwrap();
+        let conf = CorsConfiguration::builder().cors_rules(mine).build().unwrap();
+        let wrong = client(&store.endpoint, "not-the-secret");
+        let err = wrong.put_bucket_cors().bucket("cfg").cors_configuration(conf.clone()).send().await.unwrap_err();
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+        let err = wrong.get_bucket_cors().bucket("cfg").send().await.unwrap_err();
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+        s3.put_bucket_cors().bucket("cfg").cors_configuration(conf).send().await.unwrap();
+        let got = s3.get_bucket_cors().bucket("cfg").send().await.unwrap();
+        assert_eq!(got.cors_rules()[0].allowed_origins(), ["https://a.example"]);
+        s3.delete_bucket_cors().bucket("cfg").send().await.unwrap();
+        let got = s3.get_bucket_cors().bucket("cfg").send().await.unwrap();
+        assert_eq!(got.cors_rules()[0].allowed_origins(), ["*"]);
+
+        // A bucket that does not exist has no configuration.
+        let err = s3.get_bucket_cors().bucket("nope").send().await.unwrap_err();
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+        store.stop().await;
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
