@@ -23,10 +23,12 @@ enum Command {
     /// Run one confirmer pass (uploads whose object appeared) and one reaper pass (expire
     /// intents, clean the store, forget old idempotency keys), then exit
     Reap,
-    /// Check this deployment and explain what is wrong: PostgreSQL (reachable, TLS,
-    /// migrations), the bucket with these credentials, a presigned PUT/HEAD/GET/DELETE round
-    /// trip, the clock, the bucket's CORS and lifecycle rules. Same settings as `serve`; exit
-    /// 0 when nothing failed (warnings allowed), 1 otherwise
+    /// Check this deployment (database, bucket, CORS, lifecycle, clock) and say what to fix
+    ///
+    /// With the same settings as `serve`: PostgreSQL (reachable, TLS in use, migrations), the
+    /// bucket with these credentials, a presigned PUT/HEAD/GET/DELETE round trip of a probe
+    /// object, the clock against the store's, the bucket's CORS and lifecycle rules. Exit 0
+    /// when nothing failed (warnings allowed), 1 otherwise.
     Doctor,
     /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
     #[cfg(feature = "dev")]

@@ -31,7 +31,11 @@ pub async fn check(config: &Config, store: &Store) -> Finding {
     let failed = problems.iter().any(|(o, _)| *o == Outcome::Failed);
     let detail = problems.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>().join("; ");
     match problems.first() {
-        None => Finding::ok(CHECK, format!("allows what browsers need from {}", origins(config).join(", "))),
+        None => {
+            let shown: Vec<_> =
+                origins(config).into_iter().map(|o| if o == ANY_ORIGIN { "any origin".into() } else { o }).collect();
+            Finding::ok(CHECK, format!("allows what browsers need from {}", shown.join(", ")))
+        }
         Some(_) if failed => Finding::failed(CHECK, detail, fix(config)),
         Some(_) => Finding::warning(CHECK, detail, fix(config)),
     }

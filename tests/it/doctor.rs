@@ -132,6 +132,7 @@ async fn wrong_credentials_fail_the_bucket_check_and_skip_what_needs_the_bucket(
     let app = TestApp::spawn().await;
 
     let (code, report) = doctor(&app, &[("S3_SECRET_ACCESS_KEY", "not-the-secret".into())]).await;
+    assert!(!report.contains("not-the-secret") && !report.contains(&store().secret_key), "a secret in {report}");
 
     assert_eq!(code, 1, "{report}");
     assert_eq!(outcome(&report, "bucket"), "failed");
@@ -166,4 +167,31 @@ async fn a_database_that_is_down_fails_its_check_while_the_store_checks_still_ru
         assert_eq!(outcome(&report, check), "ok", "{check}");
     }
     assert_no_probe_left(&app).await;
+}
+
+#[tokio::test]
+async fn a_pending_migration_warns_with_migrate_and_one_from_a_newer_broker_fails() {
+    let app = TestApp::spawn().await;
+    let last: i32 = app.db.query_one("select max(version) from refinery_schema_history", &[]).await.unwrap().get(0);
+
+    app.db.execute("delete from refinery_schema_history where version = $1", &[&last]).await.unwrap();
+    let (code, report) = doctor(&app, &[]).await;
+    assert_eq!(code, 0, "a warning only: {report}");
+    assert_eq!(outcome(&report, "migrations"), "warning");
+    assert!(report.contains(&format!("1 of {last} not applied yet (V{last})")), "{report}");
+    assert!(report.contains("fix: run `r2-broker migrate`"), "{report}");
+
+    let newer = last + 100;
+    app.db
+        .execute(
+            "insert into refinery_schema_history (version, name, applied_on, checksum) \
+             select $1, 'future', applied_on, checksum from refinery_schema_history limit 1",
+            &[&newer],
+        )
+        .await
+        .unwrap();
+    let (code, report) = doctor(&app, &[]).await;
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(outcome(&report, "migrations"), "failed");
+    assert!(report.contains(&format!("does not know (V{newer})")), "{report}");
 }
