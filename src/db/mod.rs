@@ -352,6 +352,9 @@ pub const ALL_STATEMENTS: &[&str] = &[
     idempotency::GET,
     idempotency::FINISH,
     idempotency::DISCARD,
+    doctor::CONNECTION_INFO,
+    doctor::HISTORY_EXISTS,
+    doctor::APPLIED_MIGRATIONS,
 ];
 
 #[cfg(test)]
