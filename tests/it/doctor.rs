@@ -195,3 +195,58 @@ async fn a_pending_migration_warns_with_migrate_and_one_from_a_newer_broker_fail
     assert_eq!(outcome(&report, "migrations"), "failed");
     assert!(report.contains(&format!("does not know (V{newer})")), "{report}");
 }
+
+/// A store that has the bucket and answers 501 NotImplemented to everything else, with no
+/// `Date` header: the checks it cannot answer say so instead of guessing.
+async fn store_without_bucket_config(bucket: String) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let head_bucket = format!("HEAD /{bucket}");
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&got).lines().next().unwrap_or_default().to_owned();
+                let path = line.split(' ').nth(1).unwrap_or_default().split('?').next().unwrap_or_default();
+                let resp = if line.starts_with(&head_bucket) && path.trim_end_matches('/') == &head_bucket[5..] {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                } else {
+                    let body = "<Error><Code>NotImplemented</Code><Message>not here</Message></Error>";
+                    format!(
+                        "HTTP/1.1 501 Not Implemented\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_store_that_answers_501_to_bucket_configuration_is_reported_as_cannot_check() {
+    let app = TestApp::spawn().await;
+    let endpoint = store_without_bucket_config(app.bucket.clone()).await;
+
+    let (code, report) = doctor(&app, &[("S3_ENDPOINT", endpoint)]).await;
+
+    assert_eq!(code, 1, "the round trip fails: {report}");
+    assert_eq!(outcome(&report, "bucket"), "ok");
+    assert_eq!(outcome(&report, "presigned round trip"), "failed");
+    assert!(report.contains("PUT: HTTP 501 NotImplemented"), "{report}");
+    assert_eq!(outcome(&report, "bucket CORS"), "cannot check");
+    assert!(report.contains("the store does not implement GetBucketCors"), "{report}");
+    assert_eq!(outcome(&report, "lifecycle"), "cannot check");
+    assert_eq!(outcome(&report, "clock"), "cannot check");
+    assert!(report.contains("the store's answer has no Date header"), "{report}");
+}
