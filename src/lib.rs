@@ -25,6 +25,8 @@ pub mod db;
 /// `r2-broker dev`: an embedded S3 store and a private PostgreSQL (the `dev` feature).
 #[cfg(feature = "dev")]
 pub mod dev;
+/// `r2-broker doctor`: checks a deployment (database, bucket, CORS, lifecycle, clock).
+pub mod doctor;
 /// The one error type (openapi.yaml's table), framework-free.
 pub mod error;
 /// Routes, extractor configuration, handlers, middleware.

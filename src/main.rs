@@ -23,6 +23,13 @@ enum Command {
     /// Run one confirmer pass (uploads whose object appeared) and one reaper pass (expire
     /// intents, clean the store, forget old idempotency keys), then exit
     Reap,
+    /// Check this deployment (database, bucket, CORS, lifecycle, clock) and say what to fix
+    ///
+    /// With the same settings as `serve`: PostgreSQL (reachable, TLS in use, migrations), the
+    /// bucket with these credentials, a presigned PUT/HEAD/GET/DELETE round trip of a probe
+    /// object, the clock against the store's, the bucket's CORS and lifecycle rules. Exit 0
+    /// when nothing failed (warnings allowed), 1 otherwise.
+    Doctor,
     /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
     #[cfg(feature = "dev")]
     Dev(r2_broker::dev::DevArgs),
@@ -57,6 +64,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(Command::Doctor) = cli.command {
+        // A report for people: no log lines in between (RUST_LOG still turns them on).
+        let findings = r2_broker::doctor::run(&config).await;
+        print!("{}", r2_broker::doctor::render(&config, &findings));
+        return if r2_broker::doctor::any_failed(&findings) {
+            std::process::ExitCode::FAILURE
+        } else {
+            std::process::ExitCode::SUCCESS
+        };
+    }
     r2_broker::telemetry::init(config.log_json);
     tracing::info!(config = %config.summary(), "starting");
     let result = match cli.command.unwrap_or(Command::Serve) {
@@ -65,6 +82,7 @@ async fn main() -> std::process::ExitCode {
         #[cfg(feature = "dev")]
         Command::Dev(_) => unreachable!("handled before validate"),
         Command::Healthcheck(_) => unreachable!("handled before validate"),
+        Command::Doctor => unreachable!("handled before logging starts"),
         Command::Reap => match r2_broker::build_state(config).await {
             // Confirm first: an upload whose object appeared becomes an asset rather than
             // being expired by the reaper in the same pass.

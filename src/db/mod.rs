@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod confirm;
+pub mod doctor;
 pub mod idempotency;
 pub mod owners;
 pub mod reaper;
@@ -351,6 +352,9 @@ pub const ALL_STATEMENTS: &[&str] = &[
     idempotency::GET,
     idempotency::FINISH,
     idempotency::DISCARD,
+    doctor::CONNECTION_INFO,
+    doctor::HISTORY_EXISTS,
+    doctor::APPLIED_MIGRATIONS,
 ];
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! aws-sdk-s3; presigned URLs are built by `presign::Presigner` with aws-sigv4 directly,
 //! which skips the SDK's per-request pipeline (see presign.rs).
 
+pub mod bucket;
 pub mod multipart;
 pub mod post_policy;
 pub mod presign;

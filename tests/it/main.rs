@@ -12,6 +12,7 @@ mod chaos;
 mod companion;
 mod deadlines;
 mod dev_mode;
+mod doctor;
 mod downloads;
 mod errors;
 mod hostile_input;

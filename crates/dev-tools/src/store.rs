@@ -3,7 +3,8 @@
 //! s3s-fs keeps objects as files under `root/<bucket>/` and checks real SigV4 signatures
 //! (header-signed and presigned requests, expiry, signed headers, `x-amz-checksum-sha256`),
 //! so the URLs the broker hands out are verified exactly as a real store would. s3s-fs has no
-//! CORS of its own (OPTIONS answers 501), so a tower-http CORS layer answers browsers first.
+//! CORS of its own (OPTIONS answers 501), so a tower-http CORS layer answers browsers first;
+//! bucket CORS and lifecycle configuration calls are answered by `bucket_config::DevS3`.
 //! Known gaps of s3s-fs 0.14.1 are listed in CONTRIBUTING.md (e.g. a body that fails its
 //! checksum is still written; keys are file paths): the broker's own checks must not rely on it.
 
@@ -25,6 +26,8 @@ use tower_http::cors::{Any, Cors};
 
 /// How long `stop` lets in-flight requests (e.g. a large upload) finish before cutting them.
 const GRACE: Duration = Duration::from_secs(10);
+
+mod bucket_config;
 
 type Service = TowerToHyperService<Cors<S3Service>>;
 
@@ -62,7 +65,7 @@ impl EmbeddedStore {
             .with_context(|| format!("creating the store folder {}", root.join(bucket).display()))?;
         let fs =
             s3s_fs::FileSystem::new(root).map_err(|e| anyhow!("opening the store folder {}: {e:?}", root.display()))?;
-        let mut builder = S3ServiceBuilder::new(fs);
+        let mut builder = S3ServiceBuilder::new(bucket_config::DevS3::new(fs, root.to_owned()));
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
         let service = TowerToHyperService::new(cors(builder.build()));
 
@@ -94,23 +97,35 @@ impl EmbeddedStore {
     }
 }
 
-/// Browsers PUT/POST straight to presigned URLs from the app's origin: the preflight must
-/// allow every header the broker signs, and `ETag` must be readable (multipart uploads
-/// collect part ETags in the browser).
+/// The CORS rule the store's layer applies: exactly the rule README.md gives R2 users ("Bucket
+/// CORS"), plus POST for the POST-policy forms an S3 store takes; the browser tests prove that
+/// rule is enough. Browsers PUT/POST straight to presigned URLs from the app's origin: the
+/// preflight must allow every header the broker signs, and `ETag` must be readable (multipart
+/// uploads collect part ETags in the browser).
+const CORS_METHODS: [Method; 4] = [Method::GET, Method::PUT, Method::HEAD, Method::POST];
+const CORS_HEADERS: [&str; 4] = ["content-type", "if-none-match", "x-amz-meta-upload-id", "x-amz-checksum-sha256"];
+const CORS_EXPOSE: [HeaderName; 1] = [header::ETAG];
+const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
+
 fn cors(inner: S3Service) -> Cors<S3Service> {
     Cors::new(inner)
         .allow_origin(Any)
-        // Exactly the rule README.md gives R2 users ("Bucket CORS"), plus POST for the
-        // POST-policy forms an S3 store takes: the browser tests prove that rule is enough.
-        .allow_methods([Method::GET, Method::PUT, Method::HEAD, Method::POST])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("x-amz-meta-upload-id"),
-            HeaderName::from_static("x-amz-checksum-sha256"),
-        ])
-        .expose_headers([header::ETAG])
-        .max_age(Duration::from_secs(3600))
+        .allow_methods(CORS_METHODS)
+        .allow_headers(CORS_HEADERS.map(HeaderName::from_static))
+        .expose_headers(CORS_EXPOSE)
+        .max_age(CORS_MAX_AGE)
+}
+
+/// [`cors`] as a bucket CORS rule: what GetBucketCors reports when none was put.
+fn effective_cors_rule() -> s3s::dto::CORSRule {
+    s3s::dto::CORSRule {
+        allowed_headers: Some(CORS_HEADERS.map(String::from).to_vec()),
+        allowed_methods: CORS_METHODS.iter().map(|m| m.as_str().to_owned()).collect(),
+        allowed_origins: vec!["*".to_owned()],
+        expose_headers: Some(vec!["ETag".to_owned()]),
+        id: Some("r2-broker-dev".to_owned()),
+        max_age_seconds: Some(CORS_MAX_AGE.as_secs() as i32),
+    }
 }
 
 /// Accept loop; on shutdown (or when the handle is dropped) asks every connection to close
