@@ -213,13 +213,18 @@ mod tests {
     const ORIGIN: &str = "http://localhost:5173";
 
     fn client(endpoint: &str, secret: &str) -> aws_sdk_s3::Client {
+        client_with(endpoint, AK, secret)
+    }
+
+    /// An SDK client as the broker builds one (also for `bucket_config`'s tests).
+    pub(super) fn client_with(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("auto"))
             .endpoint_url(endpoint)
             .force_path_style(true)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .credentials_provider(Credentials::new(AK, secret, None, None, "test"))
+            .credentials_provider(Credentials::new(access_key, secret, None, None, "test"))
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }

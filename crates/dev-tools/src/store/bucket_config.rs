@@ -146,20 +146,12 @@ dev_s3! {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 
     use crate::store::EmbeddedStore;
 
     fn client(endpoint: &str, secret: &str) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("auto"))
-            .endpoint_url(endpoint)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new("AKIDCFG", secret, None, None, "test"))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        crate::store::tests::client_with(endpoint, "AKIDCFG", secret)
     }
 
     #[tokio::test]
