@@ -150,6 +150,12 @@ fn base_url(value: &str, variable: &'static str) -> Result<String, ConfigError> 
 }
 
 impl Settings {
+    /// The HS256 secret from `JWT_SECRET` or `JWT_SECRET_FILE`, for `r2-broker dev`, which
+    /// mints tokens with it (or with its own when neither is set).
+    pub fn jwt_secret(&self) -> Result<Option<String>, ConfigError> {
+        secrets::secret(&self.jwt_secret, &self.jwt_secret_file, "JWT_SECRET", "JWT_SECRET_FILE")
+    }
+
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let listen = self.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
         if !listen.contains(':') {

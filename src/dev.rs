@@ -62,9 +62,12 @@ pub async fn run(args: &DevArgs, settings: Settings) -> anyhow::Result<()> {
     if let Some(DevCommand::Token { owner, days, admin }) = &args.command {
         let dir = absolute(&args.data_dir)?;
         let file = DevFile::load(&dir)?;
-        let secret = settings.jwt_secret.clone().filter(|s| !s.is_empty()).or(file.map(|f| f.jwt_secret));
+        let secret = settings.jwt_secret()?.or(file.map(|f| f.jwt_secret));
         let secret = secret.with_context(|| {
-            format!("no {} yet: run `r2-broker dev` once first (or set JWT_SECRET)", dir.join("dev.json").display())
+            format!(
+                "no {} yet: run `r2-broker dev` once first (or set JWT_SECRET / JWT_SECRET_FILE)",
+                dir.join("dev.json").display()
+            )
         })?;
         println!("{}", mint(&settings, &secret, owner, Duration::from_secs(days * 86_400), *admin)?);
         return Ok(());
@@ -179,7 +182,11 @@ async fn start(args: &DevArgs, mut settings: Settings, parts: &mut Parts) -> any
     // Uploads nobody completes (Uppy's single PUTs) become assets within seconds.
     settings.confirm_backoff.get_or_insert_with(|| "1".into());
     settings.confirm_backoff_max.get_or_insert_with(|| "10".into());
-    let secret = settings.jwt_secret.get_or_insert_with(|| file.jwt_secret.clone()).clone();
+    // The operator's secret (JWT_SECRET or JWT_SECRET_FILE) when given, else dev.json's.
+    let secret = match settings.jwt_secret()? {
+        Some(secret) => secret,
+        None => settings.jwt_secret.insert(file.jwt_secret.clone()).clone(),
+    };
 
     let token = mint(&settings, &secret, "dev", Duration::from_secs(30 * 86_400), false)?;
     let mut config = settings.validate()?;
