@@ -7,8 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::profiles::Profiles;
 
+mod database_url;
 mod jwt;
 mod settings;
+pub use database_url::{DatabaseUrl, RootCerts, SslMode};
 pub use jwt::{JwtConfig, JwtKey};
 pub use settings::Settings;
 
@@ -155,9 +157,7 @@ impl Settings {
             return Err(bad("BROKER_LISTEN", "must be HOST:PORT"));
         }
         let database_url = required(&self.database_url, "DATABASE_URL")?;
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|_| bad("DATABASE_URL", "is not a valid PostgreSQL URL"))?;
+        DatabaseUrl::parse(&database_url).map_err(|reason| bad("DATABASE_URL", reason))?;
 
         let endpoint = base_url(&required(&self.s3_endpoint, "S3_ENDPOINT")?, "S3_ENDPOINT")?;
         if endpoint.strip_prefix("https://").or(endpoint.strip_prefix("http://")).is_some_and(|r| r.contains('/')) {
