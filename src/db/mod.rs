@@ -27,9 +27,9 @@ mod embedded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database pool: {0}")]
+    #[error("database pool: {}", pool_text(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database: {0}")]
+    #[error("database: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migrations: {0}")]
     Migration(#[from] refinery::Error),
@@ -41,6 +41,19 @@ pub enum DbError {
     /// value): refused rather than guessed, so the request fails as a logged 500.
     #[error("database: unexpected {column} {value:?} in a row")]
     Unexpected { column: &'static str, value: String },
+}
+
+/// tokio-postgres' own text leaves the cause out ("db error", "error performing TLS
+/// handshake"): added, so the one line start fails with (a TLS or pg_hba refusal) says why.
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), |cause| format!("{e}: {cause}"))
+}
+
+fn pool_text(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => format!("cannot connect: {}", with_cause(e)),
+        other => other.to_string(),
+    }
 }
 
 impl DbError {
