@@ -43,8 +43,8 @@ pub enum DbError {
     Unexpected { column: &'static str, value: String },
 }
 
-/// tokio-postgres' own text leaves the cause out ("db error", "error performing TLS
-/// handshake"): added, so the one line start fails with (a TLS or pg_hba refusal) says why.
+/// tokio-postgres' text leaves out the cause ("db error", "error performing TLS handshake"):
+/// added, so the line start fails with (a TLS or pg_hba refusal) says why.
 fn with_cause(e: &tokio_postgres::Error) -> String {
     std::error::Error::source(e).map_or_else(|| e.to_string(), |cause| format!("{e}: {cause}"))
 }
@@ -213,8 +213,7 @@ impl Db {
         self.ssl_mode
     }
 
-    /// The TLS version of a pooled connection (`TLSv1.3`), `None` when it is not encrypted:
-    /// what `prefer` ended up with, for checks and tests.
+    /// A pooled connection's TLS version (`TLSv1.3`); `None`: not encrypted (`prefer`, plain).
     pub async fn session_tls(&self) -> Result<Option<String>, DbError> {
         let sql = "select version from pg_stat_ssl where pid = pg_backend_pid() and ssl";
         self.run(async |c| Ok(c.query_opt(sql, &[]).await?.map(|row| row.try_get(0)).transpose()?)).await
