@@ -7,9 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::profiles::Profiles;
 
+mod database_url;
 mod jwt;
 mod secrets;
 mod settings;
+pub use database_url::{DatabaseUrl, RootCerts, SslMode};
 pub use jwt::{JwksIssuer, JwtConfig, JwtKey};
 pub use settings::Settings;
 
@@ -164,9 +166,7 @@ impl Settings {
         let database_url =
             secrets::secret(&self.database_url, &self.database_url_file, "DATABASE_URL", "DATABASE_URL_FILE")?;
         let database_url = required(&database_url, "DATABASE_URL")?;
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|_| bad("DATABASE_URL", "is not a valid PostgreSQL URL"))?;
+        DatabaseUrl::parse(&database_url).map_err(|reason| bad("DATABASE_URL", reason))?;
 
         let endpoint = base_url(&required(&self.s3_endpoint, "S3_ENDPOINT")?, "S3_ENDPOINT")?;
         if endpoint.strip_prefix("https://").or(endpoint.strip_prefix("http://")).is_some_and(|r| r.contains('/')) {

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod idempotency;
 pub mod owners;
 pub mod reaper;
+pub mod tls;
 pub mod uploads;
 
 use std::future::Future;
@@ -16,10 +17,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
-use crate::config::DbSettings;
+use crate::config::{DatabaseUrl, DbSettings, SslMode};
 
 mod embedded {
     refinery::embed_migrations!("sql");
@@ -27,9 +28,9 @@ mod embedded {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("database pool: {0}")]
+    #[error("database pool: {}", pool_text(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database: {0}")]
+    #[error("database: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migrations: {0}")]
     Migration(#[from] refinery::Error),
@@ -41,6 +42,19 @@ pub enum DbError {
     /// value): refused rather than guessed, so the request fails as a logged 500.
     #[error("database: unexpected {column} {value:?} in a row")]
     Unexpected { column: &'static str, value: String },
+}
+
+/// tokio-postgres' text leaves out the cause ("db error", "error performing TLS handshake"):
+/// added, so the line start fails with (a TLS or pg_hba refusal) says why.
+fn with_cause(e: &tokio_postgres::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), |cause| format!("{e}: {cause}"))
+}
+
+fn pool_text(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => format!("cannot connect: {}", with_cause(e)),
+        other => other.to_string(),
+    }
 }
 
 impl DbError {
@@ -113,6 +127,7 @@ pub struct Db {
     pool: Pool,
     timeout: Duration,
     migration_timeout: Option<Duration>,
+    ssl_mode: SslMode,
 }
 
 /// Builds a pool of at most `max_size` connections. Connections are made lazily, so a
@@ -120,7 +135,11 @@ pub struct Db {
 pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Result<Db> {
     let settings = settings.as_ref();
     let timeout = settings.timeout;
-    let mut pg: tokio_postgres::Config = settings.url.expose_secret().parse()?;
+    // sslmode / sslrootcert are read as libpq reads them (tokio-postgres knows neither
+    // verify-ca/verify-full nor sslrootcert); the TLS checks are rustls' (`tls`).
+    let url = DatabaseUrl::parse(settings.url.expose_secret()).map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    let tls = tls::connector(&url).map_err(|e| anyhow::anyhow!("DATABASE_URL: {e:#}"))?;
+    let (mut pg, ssl_mode) = (url.config, url.ssl_mode);
     // What DATABASE_URL sets itself (connect_timeout, keepalives*, tcp_user_timeout,
     // options) is kept.
     if pg.get_connect_timeout().is_none() {
@@ -147,7 +166,7 @@ pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Resul
     }
     // `Fast` recycling skips a round trip per checkout; a dead connection fails its query,
     // which is classified as unavailable (503) and dropped (see `Conn`).
-    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(pg, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
@@ -155,7 +174,7 @@ pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Resul
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
         .build()?;
-    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout })
+    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout, ssl_mode })
 }
 
 /// The startup `options` with `-c statement_timeout=<ms>` added, unless they set one.
@@ -188,6 +207,17 @@ impl Db {
     /// checks that the server-side bound is in force.
     pub async fn statement_timeout(&self) -> Result<String, DbError> {
         self.run(async |c| Ok(c.query_one("show statement_timeout", &[]).await?.try_get(0)?)).await
+    }
+
+    /// DATABASE_URL's `sslmode` (`prefer` when it has none).
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl_mode
+    }
+
+    /// A pooled connection's TLS version (`TLSv1.3`); `None`: not encrypted (`prefer`, plain).
+    pub async fn session_tls(&self) -> Result<Option<String>, DbError> {
+        let sql = "select version from pg_stat_ssl where pid = pg_backend_pid() and ssl";
+        self.run(async |c| Ok(c.query_opt(sql, &[]).await?.map(|row| row.try_get(0)).transpose()?)).await
     }
 
     /// `select 1` under the deadline, for `/readyz`.

@@ -3,7 +3,7 @@
 use secrecy::ExposeSecret;
 
 use super::Finding;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl, SslMode};
 use crate::db::{self, doctor as queries};
 
 const REACHABLE: &str = "database";
@@ -45,32 +45,45 @@ pub async fn check(config: &Config) -> Vec<Finding> {
     findings
 }
 
-/// Plain text is fine to the same machine (or a Unix socket), a warning anywhere else.
+/// Encrypted and verified is ok; encrypted without checking who answers, or plain text to
+/// another machine, is a warning (plain text to the same machine or a Unix socket is fine).
 fn tls(config: &Config, tls: Option<&str>) -> Finding {
+    let url = DatabaseUrl::parse(config.db.url.expose_secret()).ok();
+    let mode = url.as_ref().map_or(SslMode::Prefer, |u| u.ssl_mode);
     if let Some(version) = tls {
-        return Finding::ok(TLS, format!("the connection is encrypted ({version})"));
+        return match mode {
+            SslMode::VerifyFull => Finding::ok(TLS, format!("encrypted ({version}), sslmode={mode}")),
+            _ => Finding::warning(
+                TLS,
+                format!("encrypted ({version}), but sslmode={mode} does not check the server's name"),
+                "use sslmode=verify-full (with sslrootcert=<provider CA file> when the provider's \
+                 CA is not in the system's roots)",
+            ),
+        };
     }
-    let hosts: Vec<String> = match config.db.url.expose_secret().parse::<tokio_postgres::Config>() {
-        Ok(pg) => pg
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let hosts: Vec<String> = url
+        .map(|u| {
+            u.config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let local = !hosts.is_empty()
         && hosts.iter().all(|h| h.starts_with('/') || matches!(h.as_str(), "localhost" | "127.0.0.1" | "::1"));
     if local {
-        Finding::ok(TLS, format!("plain text, to a local server ({})", hosts.join(", ")))
+        Finding::ok(TLS, format!("plain text, to a local server ({}), sslmode={mode}", hosts.join(", ")))
     } else {
         Finding::warning(
             TLS,
-            "the connection is NOT encrypted: passwords and data cross the network in plain text",
-            "add sslmode=verify-full (or sslmode=require) to DATABASE_URL; managed PostgreSQL \
-             providers give a URL with it",
+            format!(
+                "the connection is NOT encrypted (sslmode={mode}): passwords and data cross the network in plain text"
+            ),
+            "add sslmode=verify-full to DATABASE_URL; managed PostgreSQL providers give a URL with it",
         )
     }
 }

@@ -10,6 +10,7 @@ mod auto_confirm;
 mod batch_idempotency;
 mod chaos;
 mod companion;
+mod db_tls;
 mod deadlines;
 mod dev_mode;
 mod doctor;

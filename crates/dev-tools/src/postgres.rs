@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 
+mod options;
 mod server_log;
 pub mod shared;
 mod sys;
+pub use options::ServerOptions;
 use server_log::{log_len, log_tail, start_failed};
-use sys::{is_root, lookup_user, set_parent_death_signal, signal};
+use sys::{is_live, is_root, lookup_user, remove_if_exists, set_parent_death_signal, signal};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,19 +45,29 @@ pub struct PrivatePostgres {
     port: u16,
     database: String,
     data: PathBuf,
+    sock: PathBuf,
 }
 
 impl PrivatePostgres {
     /// Starts the cluster in `dir` (running `initdb` on first use), then creates the database
     /// `database` if missing. Recovers from the stale state a killed run leaves.
     pub async fn start(dir: &Path, database: &str) -> anyhow::Result<Self> {
+        Self::start_with(dir, database, ServerOptions::default()).await
+    }
+
+    /// [`start`](Self::start) with extra settings, pg_hba lines and files (for this start only).
+    pub async fn start_with(dir: &Path, database: &str, options: ServerOptions) -> anyhow::Result<Self> {
         let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
         ensure!(
             (1..=63).contains(&database.len()) && database.bytes().all(ok),
             "invalid database name {database:?}: use up to 63 of A-Z a-z 0-9 _ -"
         );
         let (dir, database) = (dir.to_path_buf(), database.to_owned());
-        let pg = tokio::task::spawn_blocking(move || Cluster::open(&dir)?.start(database));
+        let pg = tokio::task::spawn_blocking(move || {
+            let mut cluster = Cluster::open(&dir)?;
+            cluster.extra_args = cluster.apply(&options)?;
+            cluster.start(database)
+        });
         let pg = pg.await??;
         pg.create_database().await?; // on error `pg` is dropped, which stops the server
         Ok(pg)
@@ -105,7 +117,8 @@ impl PrivatePostgres {
     }
 
     async fn create_database(&self) -> anyhow::Result<()> {
-        let conninfo = format!("host=127.0.0.1 port={} user=postgres", self.port);
+        // Over the unix socket: pg_hba lines of a start may refuse plain TCP (hostssl).
+        let conninfo = format!("host={} port={} user=postgres", self.sock.display(), self.port);
         let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
             .await
             .context("connecting to the private PostgreSQL")?;
@@ -142,6 +155,8 @@ struct Cluster {
     bin: PathBuf,
     /// The `postgres` user (uid, gid) when we are root: PostgreSQL refuses to run as root.
     run_as: Option<(u32, u32)>,
+    /// More postmaster arguments ([`ServerOptions`]).
+    extra_args: Vec<std::ffi::OsString>,
 }
 
 impl Cluster {
@@ -169,7 +184,7 @@ impl Cluster {
             sock = std::env::temp_dir().join(format!("r2-broker-pg-{}", fs::metadata(&dir)?.ino()));
         }
         let log = dir.join("postgres.log");
-        let cluster = Self { dir, data, sock, log, bin, run_as };
+        let cluster = Self { dir, data, sock, log, bin, run_as, extra_args: Vec::new() };
         if version.is_none() {
             cluster.initdb()?;
         }
@@ -211,8 +226,8 @@ impl Cluster {
                     let pid = child.id();
                     let log = self.log.display();
                     tracing::info!(pid, port, elapsed = ?t0.elapsed(), %log, "PostgreSQL ready");
-                    let (child, keeper, data) = (Some(child), Some(keeper), self.data);
-                    return Ok(PrivatePostgres { child, keeper, pid, port, database, data });
+                    let (child, keeper, data, sock) = (Some(child), Some(keeper), self.data, self.sock);
+                    return Ok(PrivatePostgres { child, keeper, pid, port, database, data, sock });
                 }
                 // Exited early: a killed run's processes may still be going away (or the port
                 // was taken meanwhile). Retry a little, then report.
@@ -245,7 +260,7 @@ impl Cluster {
         let mut cmd = self.command("postgres")?;
         cmd.arg("-D").arg(&self.data).args(["-c", "listen_addresses=127.0.0.1", "-c"]);
         cmd.arg(format!("port={port}")).arg("-c").arg(format!("unix_socket_directories={}", self.sock.display()));
-        cmd.args(["-c", "fsync=off"]);
+        cmd.args(["-c", "fsync=off"]).args(&self.extra_args);
         cmd.process_group(0);
         Ok(cmd)
     }
@@ -369,20 +384,6 @@ fn check_traversable(dir: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Alive and not a zombie (a killed postmaster lingers as a zombie until it is reaped).
-fn is_live(pid: u32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-    state.is_some_and(|s| s != 'Z' && s != 'X')
-}
-
-fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The only unsafe code of the dev mode: thin libc calls (root check, signals, the
-//! `postgres` user's ids, the parent-death signal of the postmaster).
+//! `postgres` user's ids, the parent-death signal of the postmaster), and the process and
+//! file checks next to them.
 
-use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
+use std::{fs, io};
 
 use anyhow::ensure;
 
@@ -53,5 +55,19 @@ pub(super) fn set_parent_death_signal(cmd: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Alive and not a zombie (a killed postmaster lingers as a zombie until it is reaped).
+pub(super) fn is_live(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    state.is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+pub(super) fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }

@@ -117,3 +117,37 @@ fn refuses_a_folder_postgres_cannot_reach() {
     assert!(err.contains(&format!("cannot enter {} (mode 700)", dir.display())), "{err}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Options hold for one start only: a setting, a pg_hba that refuses TCP, a 0600 file of
+/// the server's user; the next plain start is the plain cluster again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_apply_to_one_start() {
+    let dir = temp_dir("options");
+    let options = ServerOptions::new()
+        .setting("work_mem", "7MB")
+        .hba_line("host all all 127.0.0.1/32 reject")
+        .file("secret.key", "not a key");
+    let pg = PrivatePostgres::start_with(&dir, "app", options).await.unwrap();
+    let err = tokio_postgres::connect(&pg.database_url(), tokio_postgres::NoTls).await.err().expect("TCP refused");
+    assert!(format!("{err:#?}").contains("rejects connection"), "{err:#?}");
+    let socket = format!("host={} port={} user=postgres dbname=app", pg.sock.display(), pg.port);
+    let (client, conn) = tokio_postgres::connect(&socket, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let work_mem: String = client.query_one("show work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "7MB");
+    let key = fs::metadata(pg.data.join("secret.key")).unwrap();
+    assert_eq!(key.mode() & 0o777, 0o600);
+    assert_eq!(key.uid(), fs::metadata(&pg.data).unwrap().uid(), "owned by the server's user");
+    drop(client);
+    pg.stop().unwrap();
+
+    let pg = PrivatePostgres::start(&dir, "app").await.unwrap();
+    select_one(&pg).await;
+    let (client, conn) = tokio_postgres::connect(&pg.database_url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let work_mem: String = client.query_one("show work_mem", &[]).await.unwrap().get(0);
+    assert_ne!(work_mem, "7MB");
+    drop(client);
+    pg.stop().unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+}
