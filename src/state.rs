@@ -54,10 +54,8 @@ impl AppState {
     /// thread and back — a wake-up and a context switch each way. Per-worker pools keep
     /// a request and its connection on one thread.
     pub fn for_worker(&self) -> Self {
-        let settings = &self.config.db;
-        let size = settings.pool_size.div_ceil(self.config.workers).max(1);
-        // The same settings already built the shared pool in `build_state`.
-        let db = crate::db::pool(settings, size).expect("pool settings were validated at start");
+        let size = self.config.db.pool_size.div_ceil(self.config.workers).max(1);
+        let db = self.db.resized(size).expect("the shared pool was built from the same settings");
         Self { db, ..self.clone() }
     }
 }

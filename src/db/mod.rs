@@ -52,6 +52,9 @@ pub struct Db {
     timeout: Duration,
     migration_timeout: Option<Duration>,
     ssl_mode: SslMode,
+    /// What the pool connects with, kept so `resized` makes another pool without parsing
+    /// DATABASE_URL or loading the TLS roots again.
+    connect: (tokio_postgres::Config, tokio_postgres_rustls::MakeRustlsConnect),
 }
 
 /// Builds a pool of at most `max_size` connections. Connections are made lazily, so a
@@ -88,17 +91,27 @@ pub fn pool(settings: &impl AsRef<DbSettings>, max_size: usize) -> anyhow::Resul
     if pg.get_application_name().is_none() {
         pg.application_name("r2-broker");
     }
+    let pool = build_pool(&pg, &tls, timeout, max_size)?;
+    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout, ssl_mode, connect: (pg, tls) })
+}
+
+fn build_pool(
+    pg: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+    timeout: Duration,
+    max_size: usize,
+) -> anyhow::Result<Pool> {
     // `Fast` recycling skips a round trip per checkout; a dead connection fails its query,
     // which is classified as unavailable (503) and dropped (see `Conn`).
-    let manager = Manager::from_config(pg, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let pool = Pool::builder(manager)
+    let manager =
+        Manager::from_config(pg.clone(), tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Ok(Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
-        .build()?;
-    Ok(Db { pool, timeout, migration_timeout: settings.migration_timeout, ssl_mode })
+        .build()?)
 }
 
 /// The startup `options` with `-c statement_timeout=<ms>` added, unless they set one.
@@ -112,6 +125,13 @@ fn with_statement_timeout(options: Option<&str>, timeout: Duration) -> String {
 }
 
 impl Db {
+    /// Another pool of at most `max_size` connections to the same server, with the same
+    /// settings (an HTTP worker's own share, `AppState::for_worker`).
+    pub fn resized(&self, max_size: usize) -> anyhow::Result<Db> {
+        let (pg, tls) = &self.connect;
+        Ok(Db { pool: build_pool(pg, tls, self.timeout, max_size)?, ..self.clone() })
+    }
+
     /// The deadline of one call.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -5,11 +5,13 @@
 
 use std::time::Instant;
 
+use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+use super::request_id::RoutePattern;
 use crate::state::AppState;
 
 pub async fn observe(
@@ -30,7 +32,9 @@ pub async fn observe(
             return Err(e);
         }
     };
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    // Matched once, by `request_id::middleware` (outermost): `observe` always runs inside it.
+    let route =
+        res.request().extensions().get::<RoutePattern>().map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
     let status = res.status();
     let elapsed = started.elapsed();
     if let Some(state) = state {

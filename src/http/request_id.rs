@@ -10,6 +10,7 @@
 //! e.g. a CORS rejection, is passed on as is: actix forbids keeping a clone of the request
 //! across routing, so it cannot be turned into a response here.)
 
+use actix_web::HttpMessage as _;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -28,6 +29,10 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// The route pattern the request matched (`/v1/uploads/{id}`), or `unmatched`.
+#[derive(Clone)]
+pub struct RoutePattern(pub String);
+
 fn valid(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
 }
@@ -42,7 +47,8 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let route = req.match_pattern();
+    // Matched once here; `observe` (metrics, access line) reads it from the extensions.
+    let route = RoutePattern(req.match_pattern().unwrap_or_else(|| "unmatched".to_owned()));
     // At error level, the highest: a span exists only when its level passes the filter, and
     // the warnings and errors of a request must carry its id under `RUST_LOG=warn` too.
     // `owner` and `upload_id` are filled in by the handlers (`Span::current().record`).
@@ -50,10 +56,11 @@ pub async fn middleware(
         "request",
         request_id = %id,
         method = %req.method(),
-        route = route.as_deref().unwrap_or("unmatched"),
+        route = route.0.as_str(),
         owner = Empty,
         upload_id = Empty,
     );
+    req.extensions_mut().insert(route);
     let mut res = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span)).await?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
