@@ -9,10 +9,12 @@ use crate::profiles::Profiles;
 
 mod database_url;
 mod jwt;
+mod processing;
 mod secrets;
 mod settings;
 pub use database_url::{DatabaseUrl, RootCerts, SslMode};
 pub use jwt::{JwksIssuer, JwtConfig, JwtKey};
+pub use processing::{ClamdAddress, ProcessingConfig};
 pub use settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,8 @@ pub struct Config {
     pub body_timeout: std::time::Duration,
     /// Client connections at most, all workers together (`BROKER_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Sniffing's scanners, the image worker's bounds, webhooks, where jobs run.
+    pub processing: ProcessingConfig,
     /// Serve the demo page at `/` and the JS client at `/client/r2-broker.js`: set by
     /// `r2-broker dev` only (no variable or flag), never by `serve`.
     pub dev_pages: bool,
@@ -234,6 +238,8 @@ impl Settings {
             profiles.check_public_profiles().map_err(|e| bad("BROKER_PROFILES", e))?;
         }
 
+        let processing = processing::validate(self, &profiles)?;
+
         let default_quota_bytes = number(&self.default_quota_bytes, "BROKER_DEFAULT_QUOTA_BYTES", 10_737_418_240i64)?;
         let default_quota_objects = number(&self.default_quota_objects, "BROKER_DEFAULT_QUOTA_OBJECTS", 100_000i64)?;
         if default_quota_bytes < 0 {
@@ -318,6 +324,7 @@ impl Settings {
             log_json,
             body_timeout: std::time::Duration::from_secs(body_secs),
             max_connections,
+            processing,
             dev_pages: false,
         })
     }

@@ -29,6 +29,8 @@ pub mod dev;
 pub mod doctor;
 /// The one error type (openapi.yaml's table), framework-free.
 pub mod error;
+/// The events webhooks report, and their bodies.
+pub mod events;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;
 /// `Idempotency-Key`: claim, replay, wait or refuse, and keep the answer.
@@ -47,6 +49,8 @@ pub mod owner;
 pub mod profiles;
 /// Background cleanup: expiry, store cleanup, old idempotency keys.
 pub mod reaper;
+/// Scanners an asset must pass (clamd, an HTTP validator).
+pub mod scan;
 /// Shared application state.
 pub mod state;
 /// The object store (SDK calls, presigning, POST policies).
@@ -59,6 +63,8 @@ pub mod time;
 pub mod uploads;
 /// Usage and quotas.
 pub mod usage;
+/// Image variants: bounded decode, orientation, resize, encode.
+pub mod variants;
 
 use std::time::Duration;
 

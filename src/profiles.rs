@@ -7,6 +7,10 @@ use serde::Deserialize;
 
 use crate::limits::{GIB, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MAX_URL_TTL_SECS, MIB, MIN_PART_SIZE};
 
+/// Sniffing, scanners, variants and webhooks: what happens after `complete`.
+pub mod processing;
+pub use processing::{JobStep, Processing, ScannerKind, VariantFormat, VariantSpec};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadMethod {
@@ -197,6 +201,7 @@ pub struct Profile {
     pub download_url_ttl: u64,
     /// Validated segments joined by `/`, no leading or trailing slash.
     pub key_prefix: String,
+    pub processing: Processing,
 }
 
 /// The TOML shape of one profile; every field optional (openapi.yaml defaults).
@@ -212,6 +217,12 @@ struct ProfileToml {
     complete_grace: Option<u64>,
     download_url_ttl: Option<u64>,
     key_prefix: Option<String>,
+    sniff: Option<bool>,
+    scan: Option<Vec<ScannerKind>>,
+    variants: Option<BTreeMap<String, u32>>,
+    variant_format: Option<VariantFormat>,
+    webhook_url: Option<String>,
+    webhooks: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,6 +276,16 @@ impl Profile {
         if max_size > MAX_OBJECT_SIZE || max_size > i64::MAX as u64 {
             return Err(ctx("max_size must be at most 5 TiB".into()));
         }
+        let restricts_types = !allowed.contains(&TypePattern::Any);
+        let processing = processing::ProcessingToml {
+            sniff: t.sniff,
+            scan: t.scan,
+            variants: t.variants,
+            variant_format: t.variant_format,
+            webhook_url: t.webhook_url,
+            webhooks: t.webhooks,
+        };
+        let processing = Processing::from_toml(processing, restricts_types).map_err(ctx)?;
         Ok(Self {
             name: name.to_owned(),
             max_size,
@@ -276,6 +297,7 @@ impl Profile {
             complete_grace: t.complete_grace.unwrap_or(900),
             download_url_ttl: ttl(t.download_url_ttl, 600, "download_url_ttl")?,
             key_prefix,
+            processing,
         })
     }
 

@@ -148,4 +148,54 @@ pub struct Settings {
     /// open-files limit leaves]
     #[arg(long, env = "BROKER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
+    /// `in-process`: the serving process also runs the asset jobs (scans, variants) and the
+    /// webhook deliveries; `off`: `r2-broker worker` runs them [default: in-process]
+    #[arg(long, env = "BROKER_JOBS", value_name = "WHERE")]
+    pub jobs: Option<String>,
+    /// Asset jobs worked on at once by one process [default: 2]
+    #[arg(long, env = "BROKER_JOB_CONCURRENCY", value_name = "N")]
+    pub job_concurrency: Option<String>,
+    /// Seconds between two looks at an empty job queue (fractions allowed) [default: 1]
+    #[arg(long, env = "BROKER_JOB_INTERVAL", value_name = "SECS")]
+    pub job_interval: Option<String>,
+    /// ClamAV's clamd, for profiles with `scan = ["clamd"]`: tcp://HOST:PORT or unix:/PATH
+    #[arg(long, env = "BROKER_CLAMD", value_name = "ADDR")]
+    pub clamd: Option<String>,
+    /// HTTP validator for profiles with `scan = ["http"]`: POSTed each asset's presigned GET
+    /// URL; 2xx passes
+    #[arg(long, env = "BROKER_SCAN_URL", value_name = "URL")]
+    pub scan_url: Option<String>,
+    /// Seconds one scan may take, the object's transfer included [default: 120]
+    #[arg(long, env = "BROKER_SCAN_TIMEOUT", value_name = "SECS")]
+    pub scan_timeout: Option<String>,
+    /// Largest object that gets image variants, in bytes [default: 104857600]
+    #[arg(long, env = "BROKER_VARIANT_MAX_BYTES", value_name = "BYTES")]
+    pub variant_max_bytes: Option<String>,
+    /// Largest decoded image, in pixels (decompression bombs) [default: 100000000]
+    #[arg(long, env = "BROKER_VARIANT_MAX_PIXELS", value_name = "N")]
+    pub variant_max_pixels: Option<String>,
+    /// Seconds one asset's variants may take [default: 60]
+    #[arg(long, env = "BROKER_VARIANT_TIMEOUT", value_name = "SECS")]
+    pub variant_timeout: Option<String>,
+    /// Where events go (profiles may name their own `webhook_url`)
+    #[arg(long, env = "BROKER_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Standard Webhooks signing secret, `whsec_` + base64 (required with a webhook URL)
+    #[arg(long, env = "BROKER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// File holding BROKER_WEBHOOK_SECRET
+    #[arg(long, env = "BROKER_WEBHOOK_SECRET_FILE", value_name = "PATH")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Seconds one webhook delivery may take [default: 10]
+    #[arg(long, env = "BROKER_WEBHOOK_TIMEOUT", value_name = "SECS")]
+    pub webhook_timeout: Option<String>,
+    /// Deliveries of one event at most before it is listed as failed [default: 12]
+    #[arg(long, env = "BROKER_WEBHOOK_MAX_ATTEMPTS", value_name = "N")]
+    pub webhook_max_attempts: Option<String>,
+    /// Seconds before the second delivery attempt; the wait doubles per attempt [default: 5]
+    #[arg(long, env = "BROKER_WEBHOOK_BACKOFF", value_name = "SECS")]
+    pub webhook_backoff: Option<String>,
+    /// Longest wait between two delivery attempts, in seconds [default: 3600]
+    #[arg(long, env = "BROKER_WEBHOOK_BACKOFF_MAX", value_name = "SECS")]
+    pub webhook_backoff_max: Option<String>,
 }

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod confirm;
 pub mod doctor;
 mod error;
+pub mod events;
 pub mod idempotency;
 pub mod owners;
 pub mod reaper;
