@@ -46,13 +46,14 @@ impl Clamd {
     }
 
     pub(super) async fn scan(&self, http: &reqwest::Client, target: &ScanTarget<'_>) -> Result<Verdict, ScanError> {
-        self.try_scan(http, target).await.map_err(|why| ScanError(format!("clamd ({}): {why}", self.shown())))
+        self.try_scan(http, target).await.map_err(|why| ScanError(format!("{}: {why}", self.shown())))
     }
 
-    fn shown(&self) -> String {
+    /// How errors name this clamd.
+    pub(super) fn shown(&self) -> String {
         match &self.address {
-            ClamdAddress::Tcp(hostport) => format!("tcp://{hostport}"),
-            ClamdAddress::Unix(path) => format!("unix:{}", path.display()),
+            ClamdAddress::Tcp(hostport) => format!("clamd (tcp://{hostport})"),
+            ClamdAddress::Unix(path) => format!("clamd (unix:{})", path.display()),
         }
     }
 

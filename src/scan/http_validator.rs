@@ -18,19 +18,24 @@ const BODY_MAX: usize = 64 * 1024;
 
 pub(super) struct HttpValidator {
     url: reqwest::Url,
-    /// The URL as errors show it: without credentials or query (a token may sit there).
     shown: String,
 }
 
 impl HttpValidator {
     pub(super) fn new(url: &str) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(url).with_context(|| "BROKER_SCAN_URL is not a URL".to_owned())?;
-        let shown = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), port_suffix(&url)) + url.path();
+        let host = url.host_str().unwrap_or("");
+        let shown = format!("validator {}://{host}{}{}", url.scheme(), port_suffix(&url), url.path());
         Ok(Self { url, shown })
     }
 
     pub(super) async fn scan(&self, http: &reqwest::Client, target: &ScanTarget<'_>) -> Result<Verdict, ScanError> {
-        self.ask(http, target).await.map_err(|why| ScanError(format!("validator {}: {why}", self.shown)))
+        self.ask(http, target).await.map_err(|why| ScanError(format!("{}: {why}", self.shown)))
+    }
+
+    /// How errors name this validator: without credentials or query (a token may sit there).
+    pub(super) fn shown(&self) -> &str {
+        &self.shown
     }
 
     async fn ask(&self, http: &reqwest::Client, target: &ScanTarget<'_>) -> Result<Verdict, String> {
@@ -120,6 +125,6 @@ mod tests {
     #[test]
     fn errors_show_the_validator_without_credentials_or_query() {
         let v = HttpValidator::new("https://user:pw@mod.example:8443/check?token=secret").unwrap();
-        assert_eq!(v.shown, "https://mod.example:8443/check");
+        assert_eq!(v.shown(), "validator https://mod.example:8443/check");
     }
 }

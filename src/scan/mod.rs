@@ -98,11 +98,14 @@ impl Scanners {
         };
         match tokio::time::timeout(inner.timeout, work).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(ScanError(format!(
-                "{}: no verdict within {:?} (BROKER_SCAN_TIMEOUT)",
-                kind.as_str(),
-                inner.timeout
-            ))),
+            Err(_) => {
+                let who = match kind {
+                    ScannerKind::Clamd => inner.clamd.as_ref().map(clamd::Clamd::shown),
+                    ScannerKind::Http => inner.validator.as_ref().map(|v| v.shown().to_owned()),
+                };
+                let who = who.unwrap_or_else(|| kind.as_str().to_owned());
+                Err(ScanError(format!("{who}: no verdict within {:?} (BROKER_SCAN_TIMEOUT)", inner.timeout)))
+            }
         }
     }
 }
@@ -111,7 +114,7 @@ impl Scanners {
 /// with its causes, which carry the useful part ("connection refused").
 fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
-        "timed out"
+        "no answer within BROKER_SCAN_TIMEOUT"
     } else if e.is_connect() {
         "cannot connect"
     } else if e.is_body() || e.is_decode() {
