@@ -137,3 +137,26 @@ fn describe(e: &reqwest::Error) -> String {
         false => format!("{what}: {}", causes.join(": ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The job runner spawns scans on the multi-threaded runtime and shares one `Scanners`.
+    #[test]
+    fn scanners_are_shared_across_threads_and_a_scan_can_be_spawned() {
+        fn send_sync<T: Send + Sync + Clone + 'static>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let scanners = Scanners::new(&ProcessingConfig::default()).unwrap();
+        send_sync(&scanners);
+        let target = ScanTarget {
+            url: "http://127.0.0.1:9/x",
+            size: 1,
+            content_type: "text/plain",
+            owner: "o",
+            asset_id: uuid::Uuid::nil(),
+            filename: "f",
+        };
+        send(&scanners.scan(ScannerKind::Clamd, &target));
+    }
+}
