@@ -6,9 +6,11 @@
 
 pub mod app;
 pub mod chaos;
+pub mod clamd;
 pub mod db;
 pub mod multipart;
 pub mod store;
+pub mod validator;
 
 pub use app::{Call, TestApp, TestOptions};
 pub use store::store;
