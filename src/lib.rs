@@ -35,6 +35,8 @@ pub mod error;
 pub mod events;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;
+/// The one spelling of an id the API accepts (paths and bodies).
+pub mod ids;
 /// `Idempotency-Key`: claim, replay, wait or refuse, and keep the answer.
 pub mod idempotency;
 /// The asset job worker: scans and image variants between `complete` and `ready`.

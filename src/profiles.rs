@@ -202,6 +202,8 @@ pub struct Profile {
     /// Validated segments joined by `/`, no leading or trailing slash.
     pub key_prefix: String,
     pub processing: Processing,
+    /// Assets are deleted by the reaper this many seconds after they are recorded.
+    pub retention: Option<u64>,
 }
 
 /// The TOML shape of one profile; every field optional (openapi.yaml defaults).
@@ -223,6 +225,7 @@ struct ProfileToml {
     variant_format: Option<VariantFormat>,
     webhook_url: Option<String>,
     webhooks: Option<bool>,
+    retention: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +289,9 @@ impl Profile {
             webhooks: t.webhooks,
         };
         let processing = Processing::from_toml(processing, restricts_types).map_err(ctx)?;
+        if t.retention.is_some_and(|r| r == 0 || r > i64::MAX as u64 / 2) {
+            return Err(ctx("retention must be at least 1 second".into()));
+        }
         Ok(Self {
             name: name.to_owned(),
             max_size,
@@ -298,6 +304,7 @@ impl Profile {
             download_url_ttl: ttl(t.download_url_ttl, 600, "download_url_ttl")?,
             key_prefix,
             processing,
+            retention: t.retention,
         })
     }
 

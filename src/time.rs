@@ -11,6 +11,13 @@ pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(&rfc3339(t))
 }
 
+pub fn serialize_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339(t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Now, to the whole second: presigned URLs carry whole seconds, and `expires_at` must be
 /// exactly when they stop working.
 pub fn now_secs() -> DateTime<Utc> {

@@ -34,6 +34,12 @@ pub struct AssetRow {
     /// Why it is `rejected` or `quarantined` (null otherwise).
     pub state_reason: Option<String>,
     pub variants: Vec<Variant>,
+    /// The collection it was uploaded into.
+    #[serde(rename = "collection")]
+    pub collection_id: Option<Uuid>,
+    /// When the reaper deletes it (its profile's `retention`); null: kept until deleted.
+    #[serde(serialize_with = "crate::time::serialize_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
 }
@@ -43,7 +49,7 @@ pub struct AssetRow {
 macro_rules! asset_columns {
     () => {
         "owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, \
-         visibility, state, state_reason, variants, created_at"
+         visibility, state, state_reason, variants, collection_id, expires_at, created_at"
     };
 }
 pub(super) use asset_columns;
@@ -52,7 +58,7 @@ impl AssetRow {
     pub(crate) fn from_row(row: &Row) -> Result<Self, DbError> {
         Ok(from_columns!(row, Self {
                 id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, state_reason,
-                created_at,
+                collection_id, expires_at, created_at,
             }
             owner: Owner::from(row.try_get::<_, String>("owner")?),
             visibility: parse_column(row, "visibility", Visibility::parse)?,
@@ -137,7 +143,10 @@ pub const DELETE_ASSET: &str = concat!(
      job as (delete from asset_jobs where owner = $1 and asset_id = $2), \
      usage as ( \
        update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
-         from gone g where o.owner = g.owner and g.state <> 'rejected') \
+         from gone g where o.owner = g.owner and g.state <> 'rejected' returning o.owner), \
+     in_collection as ( \
+       update collections c set used_bytes = c.used_bytes - g.size, used_objects = c.used_objects - 1 \
+         from gone g, usage u where c.owner = u.owner and c.owner = g.owner and c.id = g.collection_id) \
      select ",
     asset_columns!(),
     " from gone"

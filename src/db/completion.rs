@@ -17,21 +17,27 @@ use crate::profiles::{JobStep, Visibility};
 /// `size` when the client declared it, at most `size` when it did not (`size` was then a
 /// reservation). The reservation is released whole and usage grows by the stored size, so
 /// the counters stay exact either way. `$7` is the asset's state (`processing` when `$8`,
-/// its first job step, is given; `ready` otherwise).
+/// its first job step, is given; `ready` otherwise). `$9`: the profile's retention in
+/// seconds (null: none), which sets `expires_at`. The collection's counters move with the
+/// owner's, after them (sql/V7: the lock order).
 pub const COMPLETE: &str = concat!(
     "with done as ( \
        update uploads set status = 'completed', asset_id = $3, finished_at = now() \
         where owner = $1 and id = $2 and status = 'pending' \
-       returning owner, id, profile, key, filename, content_type, size, checksum_sha256, metadata), \
+       returning owner, id, profile, key, filename, content_type, size, checksum_sha256, metadata, collection_id), \
      usage as ( \
        update owners o set reserved_bytes = o.reserved_bytes - d.size, reserved_objects = o.reserved_objects - 1, \
                            used_bytes = o.used_bytes + $6, used_objects = o.used_objects + 1 \
-         from done d where o.owner = d.owner), \
+         from done d where o.owner = d.owner returning o.owner), \
+     coll as ( \
+       update collections c set reserved_bytes = c.reserved_bytes - d.size, reserved_objects = c.reserved_objects - 1, \
+                                used_bytes = c.used_bytes + $6, used_objects = c.used_objects + 1 \
+         from done d, usage u where c.owner = u.owner and c.owner = d.owner and c.id = d.collection_id), \
      asset as ( \
        insert into assets (owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, \
-                           metadata, visibility, state) \
+                           metadata, visibility, state, collection_id, expires_at) \
        select owner, $3::uuid, id, profile, key, filename, content_type, $6::bigint, checksum_sha256, $4::text, \
-              metadata, $5::text, $7::text \
+              metadata, $5::text, $7::text, collection_id, now() + $9::bigint * interval '1 second' \
          from done \
        returning *), \
      job as ( \
@@ -52,13 +58,24 @@ pub struct Completion<'a> {
     pub first_step: Option<JobStep>,
     /// Write `asset.ready` (the asset is ready at once and its profile's events go somewhere).
     pub ready_event: bool,
+    /// The profile's retention, in seconds.
+    pub retention_secs: Option<i64>,
 }
 
 pub async fn complete(db: &Db, owner: &str, id: Uuid, c: &Completion<'_>) -> Result<Option<AssetRow>, DbError> {
     let state = if c.first_step.is_some() { AssetState::Processing } else { AssetState::Ready };
     let step = c.first_step.map(JobStep::as_str);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
-        [&owner, &id, &c.asset_id, &c.etag, &c.visibility.as_str(), &c.stored_size, &state.as_str(), &step];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        &owner,
+        &id,
+        &c.asset_id,
+        &c.etag,
+        &c.visibility.as_str(),
+        &c.stored_size,
+        &state.as_str(),
+        &step,
+        &c.retention_secs,
+    ];
     if !(c.ready_event && c.first_step.is_none()) {
         return db.query_opt(COMPLETE, &params).await?.map(|r| AssetRow::from_row(&r)).transpose();
     }

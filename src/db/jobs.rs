@@ -105,7 +105,10 @@ pub const REJECT: &str = concat!(
         where owner = $1 and id = $2 and state = 'processing' returning *), \
      usage as ( \
        update owners o set used_bytes = o.used_bytes - s.size, used_objects = o.used_objects - 1 \
-         from settled s where o.owner = s.owner) \
+         from settled s where o.owner = s.owner returning o.owner), \
+     in_collection as ( \
+       update collections c set used_bytes = c.used_bytes - s.size, used_objects = c.used_objects - 1 \
+         from settled s, usage u where c.owner = u.owner and c.owner = s.owner and c.id = s.collection_id) \
      select ",
     asset_columns!(),
     " from settled"

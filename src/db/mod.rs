@@ -3,6 +3,7 @@
 //! `ALL_STATEMENTS` lists them so a test can `prepare` each against the migrated schema.
 
 pub mod assets;
+pub mod collections;
 pub mod completion;
 pub mod confirm;
 pub mod doctor;
@@ -313,6 +314,15 @@ pub const ALL_STATEMENTS: &[&str] = &[
     uploads::END_PENDING,
     completion::COMPLETE,
     events::INSERT_EVENT,
+    collections::INSERT_COLLECTION,
+    collections::GET_COLLECTION,
+    collections::LIST_COLLECTIONS,
+    collections::UPDATE_COLLECTION,
+    collections::RESERVE_IN_COLLECTION,
+    collections::START_PURGE,
+    collections::DELETE_EMPTY,
+    collections::PENDING_UPLOADS,
+    collections::ASSETS_IN,
     jobs::CLAIM_JOBS,
     jobs::COUNT_DUE,
     jobs::ADVANCE,

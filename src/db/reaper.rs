@@ -18,11 +18,16 @@ pub const EXPIRE_DUE: &str = concat!(
        update uploads u set status = 'expired', finished_at = now() from due \
         where u.owner = due.owner and u.id = due.id \
        returning u.owner, u.id, u.profile, u.key, u.filename, u.content_type, u.size, u.metadata, u.created_at, \
-                 u.expires_at), \
+                 u.expires_at, u.collection_id), \
      released as ( \
        update owners o set reserved_bytes = o.reserved_bytes - s.bytes, reserved_objects = o.reserved_objects - s.n \
          from (select owner, sum(size)::bigint as bytes, count(*) as n from ended group by owner) s \
-        where o.owner = s.owner), ",
+        where o.owner = s.owner returning o.owner), \
+     released_in_collections as ( \
+       update collections c set reserved_bytes = c.reserved_bytes - s.bytes, reserved_objects = c.reserved_objects - s.n \
+         from (select owner, collection_id, sum(size)::bigint as bytes, count(*) as n from ended \
+                where collection_id is not null group by owner, collection_id) s \
+        where c.owner = s.owner and c.id = s.collection_id and c.owner in (select owner from released)), ",
     expired_events!("$2"),
     " select count(*) from ended"
 );

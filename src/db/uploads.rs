@@ -165,6 +165,8 @@ pub struct NewUpload<'a> {
     pub size_declared: bool,
     /// The confirmer's first look for the object (`put`/`post`); None for multipart.
     pub next_check_at: Option<DateTime<Utc>>,
+    /// The collection it goes into (its limits are reserved against too).
+    pub collection_id: Option<Uuid>,
 }
 
 /// The reservation and the upload row in one statement: the UPDATE takes the owner's row
@@ -178,15 +180,20 @@ pub const RESERVE_AND_INSERT: &str = "with reserved as ( \
           and used_objects + reserved_objects + 1 <= coalesce(quota_objects, $16) \
        returning owner) \
      insert into uploads (owner, id, profile, method, key, filename, content_type, size, checksum_sha256, \
-                          metadata, part_size, part_count, expires_at, complete_by, size_declared, next_check_at) \
+                          metadata, part_size, part_count, expires_at, complete_by, size_declared, next_check_at, \
+                          collection_id) \
      select owner, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text, $8::bigint, $9::text, $10::jsonb, \
-            $11::bigint, $12::int, $13::timestamptz, $14::timestamptz, $17::boolean, $18::timestamptz from reserved \
+            $11::bigint, $12::int, $13::timestamptz, $14::timestamptz, $17::boolean, $18::timestamptz, $19::uuid \
+       from reserved \
      returning created_at";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reservation {
     Reserved,
+    /// The owner's quota has no room.
     Refused,
+    /// The collection's limits have no room (or it is being purged).
+    CollectionFull,
 }
 
 pub async fn reserve_and_insert(
@@ -199,7 +206,7 @@ pub async fn reserve_and_insert(
     // PartPlan::new bounds both by S3's limits (5 GiB parts, 10,000 of them).
     let part_size = u.plan.map(|p| p.part_size as i64);
     let part_count = u.plan.map(|p| p.part_count as i32);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 18] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 19] = [
         &u.owner,
         &u.id,
         &u.profile,
@@ -218,23 +225,48 @@ pub async fn reserve_and_insert(
         &default_quota_objects,
         &u.size_declared,
         &u.next_check_at,
+        &u.collection_id,
     ];
     // Up to three statements on one connection, under one deadline.
     db.run(async |client| {
-        let stmt = client.prepare_cached(RESERVE_AND_INSERT).await?;
-        if client.query_opt(&stmt, &params).await?.is_some() {
-            return Ok(Reservation::Reserved);
+        let Some(collection) = u.collection_id else {
+            return reserve_on(&*client, &params, u.owner).await;
+        };
+        // Into a collection: the owner's reservation (its row locked first, as in every
+        // statement that changes both) and the collection's commit together or not at all.
+        let tx = client.transaction().await?;
+        let owner = reserve_on(&tx, &params, u.owner).await?;
+        if owner != Reservation::Reserved {
+            return Ok(owner); // dropped: rolled back
         }
-        // Refused, or the owner has no row yet: make sure it exists (a concurrent first
-        // request may have just created it) and try once more.
-        let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
-        client.execute(&ensure, &[&u.owner]).await?;
-        Ok(match client.query_opt(&stmt, &params).await? {
-            Some(_) => Reservation::Reserved,
-            None => Reservation::Refused,
-        })
+        let stmt = tx.prepare_cached(super::collections::RESERVE_IN_COLLECTION).await?;
+        if tx.query_opt(&stmt, &[&u.owner, &collection, &u.size]).await?.is_none() {
+            return Ok(Reservation::CollectionFull);
+        }
+        tx.commit().await?;
+        Ok(Reservation::Reserved)
     })
     .await
+}
+
+/// The owner's reservation and the upload row; makes the owner's row when it has none yet.
+async fn reserve_on(
+    client: &impl deadpool_postgres::GenericClient,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    owner: &str,
+) -> Result<Reservation, DbError> {
+    let stmt = client.prepare_cached(RESERVE_AND_INSERT).await?;
+    if client.query_opt(&stmt, params).await?.is_some() {
+        return Ok(Reservation::Reserved);
+    }
+    // Refused, or the owner has no row yet: make sure it exists (a concurrent first
+    // request may have just created it) and try once more.
+    let ensure = client.prepare_cached(super::owners::ENSURE_OWNER).await?;
+    client.execute(&ensure, &[&owner]).await?;
+    Ok(match client.query_opt(&stmt, params).await? {
+        Some(_) => Reservation::Reserved,
+        None => Reservation::Refused,
+    })
 }
 
 pub const GET_UPLOAD: &str = "select owner, id, profile, method, status, key, filename, content_type, size, \
@@ -253,10 +285,14 @@ pub const END_PENDING: &str = concat!(
     "with ended as ( \
        update uploads set status = $3, finished_at = now() \
         where owner = $1 and id = $2 and status = 'pending' \
-       returning owner, id, profile, key, filename, content_type, size, metadata, created_at, expires_at), \
+       returning owner, id, profile, key, filename, content_type, size, metadata, created_at, expires_at, \
+                 collection_id), \
      released as ( \
        update owners o set reserved_bytes = o.reserved_bytes - e.size, reserved_objects = o.reserved_objects - 1 \
-         from ended e where o.owner = e.owner), ",
+         from ended e where o.owner = e.owner returning o.owner), \
+     released_in_collection as ( \
+       update collections c set reserved_bytes = c.reserved_bytes - e.size, reserved_objects = c.reserved_objects - 1 \
+         from ended e, released r where c.owner = r.owner and c.owner = e.owner and c.id = e.collection_id), ",
     super::events::expired_events!("case when $3 = 'expired' then $4::text[] end"),
     " select 1 from ended"
 );

@@ -10,7 +10,7 @@ pub mod companion;
 pub mod dev_pages;
 pub mod error_response;
 pub mod idempotency;
-pub mod ids;
+pub use crate::ids;
 pub mod json;
 pub mod middleware;
 pub mod ops;

@@ -163,6 +163,7 @@ fn to_request(file: UppyFile, method: UploadMethod) -> Result<(CreateUploadReque
         method: Some(method),
         checksum_sha256: None,
         metadata: (!metadata.is_empty()).then_some(metadata),
+        collection: None,
         owner: None,
     };
     Ok((req, size))

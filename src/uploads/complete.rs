@@ -84,6 +84,7 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
         stored_size: head.size,
         first_step: profile.and_then(|p| p.processing.first_step()),
         ready_event: profile.is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some()),
+        retention_secs: profile.and_then(|p| p.retention).map(|r| r as i64),
     };
     match crate::db::completion::complete(&state.db, owner, id, &completion).await? {
         Some(row) => {

@@ -35,6 +35,9 @@ pub struct CreateUploadRequest {
     pub checksum_sha256: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// A collection of the owner's: its limits hold too, and the asset is listed in it.
+    #[serde(default)]
+    pub collection: Option<crate::ids::Id>,
     #[serde(default)]
     pub owner: Option<String>,
 }
@@ -52,6 +55,7 @@ pub struct Spec<'p> {
     plan: Option<PartPlan>,
     /// False: `size` is only the most that may be stored (uploads::companion).
     size_declared: bool,
+    collection: Option<Uuid>,
 }
 
 impl Spec<'_> {
@@ -167,6 +171,7 @@ pub fn check_rules<'s>(state: &'s AppState, caller: &Caller, req: CreateUploadRe
         metadata,
         plan,
         size_declared: true,
+        collection: req.collection.map(crate::ids::Id::uuid),
     })
 }
 
@@ -231,7 +236,11 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
         // Single-request uploads are confirmed by the confirmer too, should the client
         // never call complete (src/confirm.rs); multipart needs the client's complete.
         next_check_at: (spec.method != UploadMethod::Multipart).then(|| now + state.config.confirm_backoff),
+        collection_id: spec.collection,
     };
+    if let Some(c) = spec.collection {
+        check_collection(state, &spec.owner, c).await?;
+    }
     let reservation = crate::db::uploads::reserve_and_insert(
         &state.db,
         &new,
@@ -239,8 +248,12 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
         state.config.default_quota_objects,
     )
     .await?;
-    if reservation == Reservation::Refused {
-        return Err(Error::QuotaExceeded("the owner's byte or object quota would be exceeded"));
+    match reservation {
+        Reservation::Reserved => {}
+        Reservation::Refused => return Err(Error::QuotaExceeded("the owner's byte or object quota would be exceeded")),
+        Reservation::CollectionFull => {
+            return Err(Error::QuotaExceeded("the collection's byte or object limit would be exceeded"));
+        }
     }
     if spec.method == UploadMethod::Multipart {
         start_multipart(state, &spec.owner, id, &key, ct).await?;
@@ -258,6 +271,16 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
         part_count: spec.plan.map(|p| p.part_count as i64),
         expires_at: crate::time::rfc3339(&expires_at),
     })
+}
+
+/// The collection must be the owner's (another owner's looks exactly like none) and not
+/// being deleted. Its limits are checked by the reservation itself, under its row lock.
+async fn check_collection(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error> {
+    match crate::db::collections::get(&state.db, owner, id).await? {
+        None => Err(Error::invalid(format!("collection: no collection {id}"))),
+        Some(c) if c.deleting_at.is_some() => Err(Error::invalid_state("collection: it is being deleted")),
+        Some(_) => Ok(()),
+    }
 }
 
 /// CreateMultipartUpload after the reservation (a refused quota costs no store call). If

@@ -27,6 +27,13 @@ pub fn parse(s: &str) -> Option<Uuid> {
     if shape { Uuid::try_parse(s).ok() } else { None }
 }
 
+/// Written as the API writes every id (hyphenated, lowercase).
+impl serde::Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
