@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -18,29 +16,15 @@ use crate::limits::MAX_URL_TTL_SECS;
 use crate::profiles::{ContentType, Visibility};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
-pub struct AssetPage {
-    /// Each serialises as the API's `Asset`.
-    pub items: Vec<AssetRow>,
-    pub next_cursor: Option<String>,
-}
-
-/// The opaque cursor: the last item's `(created_at in µs, id)`, base64url.
-fn encode_cursor(t: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{id}", t.timestamp_micros()))
-}
-
-fn decode_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let (micros, id) = text.split_once('.')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
-}
+/// A page of assets (each serialises as the API's `Asset`).
+pub type AssetPage = crate::pages::Page<AssetRow>;
 
 /// What a listing is narrowed to.
 #[derive(Debug, Default)]
 pub struct ListFilter<'a> {
     pub profile: Option<&'a str>,
     pub state: Option<AssetState>,
+    pub collection: Option<Uuid>,
 }
 
 pub async fn list(
@@ -50,29 +34,22 @@ pub async fn list(
     cursor: Option<&str>,
     filter: ListFilter<'_>,
 ) -> Result<AssetPage, Error> {
-    let profile = filter.profile;
-    let limit = limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::invalid("limit: must be 1 to 1000"));
-    }
-    if let Some(p) = profile
+    let limit = crate::pages::limit(limit)?;
+    if let Some(p) = filter.profile
         && state.config.profiles.get(p).is_none()
     {
         return Err(Error::invalid(format!("profile: unknown profile {p:?}")));
     }
-    let before = match cursor {
-        None => (DateTime::<Utc>::MAX_UTC, Uuid::max()),
-        Some(c) => decode_cursor(c).ok_or_else(|| Error::invalid("cursor: not a cursor from this API"))?,
+    let before = crate::pages::before(cursor)?;
+    let query = crate::db::assets::Listing {
+        before,
+        limit: limit + 1,
+        profile: filter.profile,
+        state: filter.state,
+        collection: filter.collection,
     };
-    // One extra row tells whether there is a next page.
-    let mut rows = crate::db::assets::list(&state.db, owner, before, limit + 1, profile, filter.state).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.created_at, r.id))
-    } else {
-        None
-    };
-    Ok(AssetPage { items: rows, next_cursor })
+    let rows = crate::db::assets::list(&state.db, owner, &query).await?;
+    Ok(crate::pages::page(rows, limit, |r| (r.created_at, r.id)))
 }
 
 pub async fn get(state: &AppState, owner: &str, id: Uuid) -> Result<AssetRow, Error> {

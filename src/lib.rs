@@ -51,6 +51,8 @@ pub mod memory;
 pub mod metrics;
 /// The owner newtype rows carry.
 pub mod owner;
+/// Keyset pagination and its opaque cursor.
+pub mod pages;
 /// Profiles, content-type rules, multipart plans.
 pub mod profiles;
 /// Background cleanup: expiry, store cleanup, old idempotency keys.

@@ -107,29 +107,42 @@ pub const LIST_NEWEST_IN_PROFILE: &str = concat!(
       order by created_at desc, id desc limit $4"
 );
 
-/// With a state (and maybe a profile) filter: `$5`/`$6` null match any. The state is a
-/// filter on the owner's newest-first index; most of an owner's assets are `ready`.
-pub const LIST_NEWEST_FILTERED: &str = concat!(
+pub const LIST_NEWEST_IN_COLLECTION: &str = concat!(
     "select ",
     asset_columns!(),
-    " from assets where owner = $1 and ($5::text is null or profile = $5) and state = $6 \
-        and (created_at, id) < ($2, $3) \
+    " from assets where owner = $1 and collection_id = $5 and (created_at, id) < ($2, $3) \
       order by created_at desc, id desc limit $4"
 );
 
-pub async fn list(
-    db: &Db,
-    owner: &str,
-    before: (DateTime<Utc>, Uuid),
-    limit: i64,
-    profile: Option<&str>,
-    state: Option<AssetState>,
-) -> Result<Vec<AssetRow>, DbError> {
-    let found = match (profile, state) {
-        (None, None) => db.query(LIST_NEWEST, &[&owner, &before.0, &before.1, &limit]).await?,
-        (Some(p), None) => db.query(LIST_NEWEST_IN_PROFILE, &[&owner, &before.0, &before.1, &limit, &p]).await?,
-        (p, Some(st)) => {
-            db.query(LIST_NEWEST_FILTERED, &[&owner, &before.0, &before.1, &limit, &p, &st.as_str()]).await?
+/// Any other combination of filters (`$5` profile, `$6` state, `$7` collection; null
+/// matches any): filters on one of the indexes above. Most of an owner's assets are
+/// `ready`, so a state alone narrows little.
+pub const LIST_NEWEST_FILTERED: &str = concat!(
+    "select ",
+    asset_columns!(),
+    " from assets where owner = $1 and ($5::text is null or profile = $5) and ($6::text is null or state = $6) \
+        and ($7::uuid is null or collection_id = $7) and (created_at, id) < ($2, $3) \
+      order by created_at desc, id desc limit $4"
+);
+
+/// One page's query: rows before `before`, at most `limit`, narrowed by the filters.
+pub struct Listing<'a> {
+    pub before: (DateTime<Utc>, Uuid),
+    pub limit: i64,
+    pub profile: Option<&'a str>,
+    pub state: Option<AssetState>,
+    pub collection: Option<Uuid>,
+}
+
+pub async fn list(db: &Db, owner: &str, q: &Listing<'_>) -> Result<Vec<AssetRow>, DbError> {
+    let (t, id, limit) = (&q.before.0, &q.before.1, &q.limit);
+    let found = match (q.profile, q.state, q.collection) {
+        (None, None, None) => db.query(LIST_NEWEST, &[&owner, t, id, limit]).await?,
+        (Some(p), None, None) => db.query(LIST_NEWEST_IN_PROFILE, &[&owner, t, id, limit, &p]).await?,
+        (None, None, Some(c)) => db.query(LIST_NEWEST_IN_COLLECTION, &[&owner, t, id, limit, &c]).await?,
+        (p, st, c) => {
+            let st = st.map(AssetState::as_str);
+            db.query(LIST_NEWEST_FILTERED, &[&owner, t, id, limit, &p, &st, &c]).await?
         }
     };
     rows(found)

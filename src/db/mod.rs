@@ -337,6 +337,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     assets::GET_ASSETS,
     assets::LIST_NEWEST,
     assets::LIST_NEWEST_IN_PROFILE,
+    assets::LIST_NEWEST_IN_COLLECTION,
     assets::LIST_NEWEST_FILTERED,
     assets::DELETE_ASSET,
     reaper::EXPIRE_DUE,

@@ -21,6 +21,7 @@ pub struct ListQuery {
     cursor: Option<String>,
     profile: Option<String>,
     state: Option<AssetState>,
+    collection: Option<crate::ids::Id>,
     owner: Option<String>,
 }
 
@@ -31,7 +32,11 @@ pub async fn list_assets(
 ) -> Result<HttpResponse, Error> {
     let q = query.into_inner();
     let owner = caller.owner_for(q.owner.as_deref())?;
-    let filter = assets::ListFilter { profile: q.profile.as_deref(), state: q.state };
+    let filter = assets::ListFilter {
+        profile: q.profile.as_deref(),
+        state: q.state,
+        collection: q.collection.map(crate::ids::Id::uuid),
+    };
     let page = assets::list(&state, &owner, q.limit, q.cursor.as_deref(), filter).await?;
     Ok(HttpResponse::Ok().json(page))
 }

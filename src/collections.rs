@@ -1,0 +1,191 @@
+//! Collections (openapi.yaml "Collections"): an owner's named groups of assets with their
+//! own limits — a photo shoot of 10 GB, a chat room's documents. An upload names one with
+//! `collection`; its reservation then holds the owner's quota and the collection's limits in
+//! one transaction (db/uploads.rs), and every later change of the upload or asset settles
+//! both. Deleting a collection that still holds anything needs `purge`, which removes its
+//! assets through the same path as a single delete.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::db::collections::{CollectionFields, CollectionRow};
+use crate::error::Error;
+use crate::pages::Page;
+use crate::profiles::Visibility;
+use crate::state::AppState;
+
+/// `POST /v1/collections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCollection {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub visibility: Option<String>,
+    #[serde(default)]
+    pub max_bytes: Option<i64>,
+    #[serde(default)]
+    pub max_objects: Option<i64>,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// `PATCH /v1/collections/{id}`: absent fields stay; `null` clears `description` and the
+/// limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub visibility: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_bytes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_objects: Option<Option<i64>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); absent is `None` (the default).
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check(f: &CollectionFields<'_>) -> Result<(), Error> {
+    if f.name.trim().is_empty() || f.name.len() > 255 {
+        return Err(Error::invalid("name: must be 1 to 255 bytes, not only spaces"));
+    }
+    if f.description.is_some_and(|d| d.len() > 2048) {
+        return Err(Error::invalid("description: at most 2048 bytes"));
+    }
+    if f.max_bytes.is_some_and(|m| m < 0) {
+        return Err(Error::invalid("max_bytes: must be >= 0"));
+    }
+    if f.max_objects.is_some_and(|m| m < 0) {
+        return Err(Error::invalid("max_objects: must be >= 0"));
+    }
+    Ok(())
+}
+
+fn visibility(v: Option<&str>, current: Visibility) -> Result<Visibility, Error> {
+    match v {
+        None => Ok(current),
+        Some(v) => Visibility::parse(v).ok_or_else(|| Error::invalid("visibility: must be private or public")),
+    }
+}
+
+pub async fn create(state: &AppState, owner: &str, req: NewCollection) -> Result<CollectionRow, Error> {
+    let fields = CollectionFields {
+        name: &req.name,
+        description: req.description.as_deref(),
+        visibility: visibility(req.visibility.as_deref(), Visibility::Private)?,
+        max_bytes: req.max_bytes,
+        max_objects: req.max_objects,
+    };
+    check(&fields)?;
+    Ok(crate::db::collections::insert(&state.db, owner, Uuid::now_v7(), &fields).await?)
+}
+
+pub async fn get(state: &AppState, owner: &str, id: Uuid) -> Result<CollectionRow, Error> {
+    crate::db::collections::get(&state.db, owner, id).await?.ok_or(Error::NotFound)
+}
+
+pub async fn list(
+    state: &AppState,
+    owner: &str,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page<CollectionRow>, Error> {
+    let limit = crate::pages::limit(limit)?;
+    let before = crate::pages::before(cursor)?;
+    let rows = crate::db::collections::list(&state.db, owner, before, limit + 1).await?;
+    Ok(crate::pages::page(rows, limit, |c| (c.created_at, c.id)))
+}
+
+/// Lowering a limit below what the collection holds is allowed: nothing is removed, new
+/// uploads are refused until it has room again.
+pub async fn update(state: &AppState, owner: &str, id: Uuid, patch: CollectionPatch) -> Result<CollectionRow, Error> {
+    let current = get(state, owner, id).await?;
+    let fields = CollectionFields {
+        name: patch.name.as_deref().unwrap_or(&current.name),
+        description: match &patch.description {
+            Some(d) => d.as_deref(),
+            None => current.description.as_deref(),
+        },
+        visibility: visibility(patch.visibility.as_deref(), current.visibility)?,
+        max_bytes: patch.max_bytes.unwrap_or(current.max_bytes),
+        max_objects: patch.max_objects.unwrap_or(current.max_objects),
+    };
+    check(&fields)?;
+    crate::db::collections::update(&state.db, owner, id, &fields).await?.ok_or(Error::NotFound)
+}
+
+/// What a delete did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Gone (or was never there).
+    Done,
+    /// A purge that did not finish within one call's bound: the reaper goes on with it (and
+    /// so does calling again).
+    Purging(CollectionRow),
+}
+
+/// Items one call (or one reaper visit) removes at most: a purge of thousands of assets
+/// goes on in the background rather than holding a request open.
+pub const PURGE_BUDGET: usize = 500;
+const PURGE_BATCH: i64 = 100;
+
+/// Deletes an empty collection; with `purge`, first its pending uploads (aborted) and its
+/// assets (each object first, then its record and usage, as `DELETE /v1/assets/{id}`). A
+/// store failure midway answers 503 and leaves every asset either wholly there or wholly
+/// gone; the purge resumes from there on the next call or reaper pass.
+pub async fn delete(state: &AppState, owner: &str, id: Uuid, purge: bool) -> Result<Deleted, Error> {
+    let Some(c) = crate::db::collections::get(&state.db, owner, id).await? else { return Ok(Deleted::Done) };
+    if !purge && c.deleting_at.is_none() {
+        let (assets, pending) = (c.usage.used_objects, c.usage.reserved_objects);
+        if assets > 0 || pending > 0 {
+            return Err(Error::invalid_state(format!(
+                "the collection holds {assets} assets and {pending} pending uploads; delete them or pass purge=true"
+            )));
+        }
+        if crate::db::collections::delete_empty(&state.db, owner, id).await? {
+            return Ok(Deleted::Done);
+        }
+        return Err(Error::invalid_state("an upload into the collection just started; try again"));
+    }
+    crate::db::collections::start_purge(&state.db, owner, id).await?;
+    purge_some(state, owner, id, PURGE_BUDGET).await
+}
+
+/// Up to `budget` items of a purge that started; deletes the collection once it is empty.
+pub async fn purge_some(state: &AppState, owner: &str, id: Uuid, budget: usize) -> Result<Deleted, Error> {
+    let mut left = budget;
+    while left > 0 {
+        let batch = PURGE_BATCH.min(left as i64);
+        let pending = crate::db::collections::pending_uploads(&state.db, owner, id, batch).await?;
+        let assets = if pending.len() < batch as usize {
+            crate::db::collections::assets_in(&state.db, owner, id, batch - pending.len() as i64).await?
+        } else {
+            Vec::new()
+        };
+        if pending.is_empty() && assets.is_empty() {
+            break;
+        }
+        left = left.saturating_sub(pending.len() + assets.len());
+        for upload in pending {
+            crate::uploads::abort::abort(state, owner, upload).await?;
+        }
+        for asset in assets {
+            crate::assets::delete(state, owner, asset).await?;
+        }
+    }
+    if crate::db::collections::delete_empty(&state.db, owner, id).await? {
+        return Ok(Deleted::Done);
+    }
+    match crate::db::collections::get(&state.db, owner, id).await? {
+        None => Ok(Deleted::Done),
+        Some(c) => Ok(Deleted::Purging(c)),
+    }
+}
