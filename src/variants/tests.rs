@@ -317,3 +317,16 @@ fn supports_names_the_decoded_types_only() {
         assert!(!super::supports(essence), "{essence}");
     }
 }
+
+#[test]
+fn semi_transparent_pixels_are_composited_on_white_by_their_alpha() {
+    // Grey 100 at alpha 128: 100·128/255 + (255 − 128) = 177 (not 100 + 127 = 227).
+    let source = RgbaImage::from_pixel(64, 64, Rgba([100, 100, 100, 128]));
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png).write_image(source.as_raw(), 64, 64, ExtendedColorType::Rgba8).unwrap();
+
+    let out = render(&png, &specs(&[("thumb", 32)]), VariantFormat::Jpeg, &Limits::default()).unwrap();
+
+    let pixel = *decoded(&out[0], ImageFormat::Jpeg).into_rgb8().get_pixel(16, 16);
+    assert!(pixel.0.iter().all(|&c| c.abs_diff(177) <= 4), "{pixel:?}");
+}
