@@ -90,13 +90,15 @@ fn premultiply(data: &mut [u8], width: u32, height: u32) -> Result<(), VariantEr
 /// A format this build does not decode (or a feature of one, such as a TIFF compression)
 /// leaves the asset without variants; corrupt data and exceeded limits reject it.
 fn classify(e: ImageError) -> VariantError {
+    // (Some decoders' messages end in a newline.)
+    let trimmed = |e: &dyn std::fmt::Display| e.to_string().trim_end().to_owned();
     match e {
-        ImageError::Unsupported(e) => VariantError::Unsupported(e.to_string()),
-        ImageError::Limits(e) => VariantError::Refused(format!("image exceeds the decoding limits: {e}")),
-        ImageError::Decoding(e) => VariantError::Refused(format!("corrupt image: {e}")),
-        ImageError::IoError(e) => VariantError::Refused(format!("corrupt image: {e}")),
+        ImageError::Unsupported(e) => VariantError::Unsupported(trimmed(&e)),
+        ImageError::Limits(e) => VariantError::Refused(format!("image exceeds the decoding limits: {}", trimmed(&e))),
+        ImageError::Decoding(e) => VariantError::Refused(format!("corrupt image: {}", trimmed(&e))),
+        ImageError::IoError(e) => VariantError::Refused(format!("corrupt image: {}", trimmed(&e))),
         e @ (ImageError::Parameter(_) | ImageError::Encoding(_)) => {
-            VariantError::Refused(format!("cannot decode the image: {e}"))
+            VariantError::Refused(format!("cannot decode the image: {}", trimmed(&e)))
         }
     }
 }

@@ -37,6 +37,10 @@
 //!   runtime library in the Docker image and a C++ build on every CI run. HEIC assets
 //!   get no variants ([`supports`] is false, [`render`] answers `Unsupported`) and are
 //!   not rejected for it; revisit when the base image has libheif ≥ 1.17.
+//! - A JPEG cut short inside its scan data is decoded as far as it goes (zune-jpeg's
+//!   lenient mode, which `image` does not let us change; browsers show such files the
+//!   same way); one cut inside its headers, and any truncated PNG, WebP, TIFF or GIF, is
+//!   `Refused` as corrupt.
 //! - GIF and other animations: the first frame. ICC profiles are not applied (the pixels
 //!   are taken as sRGB, as browsers do for untagged images).
 
