@@ -335,3 +335,31 @@ fn semi_transparent_pixels_are_composited_on_white_by_their_alpha() {
     let pixel = *decoded(&out[0], ImageFormat::Jpeg).into_rgb8().get_pixel(16, 16);
     assert!(pixel.0.iter().all(|&c| c.abs_diff(177) <= 4), "{pixel:?}");
 }
+
+#[test]
+fn a_jpeg_whose_header_claims_50000_by_50000_pixels_is_refused() {
+    let mut jpeg = jpeg_rgb(&halves(64, 48, RED, GREEN));
+    // The baseline frame header (SOF0): FF C0, length, precision, height, width.
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xC3, 0x50, 0xC3, 0x50]); // 50000, 50000
+
+    let message = refused(render(&jpeg, &specs(&[("thumb", 256)]), VariantFormat::Jpeg, &Limits::default()));
+
+    assert_eq!(message, "image is 50000×50000 pixels, at most 100000000 allowed");
+}
+
+#[test]
+fn a_16_bit_grey_png_is_converted_and_gives_variants() {
+    let source = image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(120, 80, image::Luma([40_000u16]));
+    // `image` takes 16-bit samples in native byte order.
+    let bytes: Vec<u8> = source.as_raw().iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png).write_image(&bytes, 120, 80, ExtendedColorType::L16).unwrap();
+
+    let out = render(&png, &specs(&[("thumb", 60)]), VariantFormat::Jpeg, &Limits::default()).unwrap();
+
+    assert_eq!((out[0].width, out[0].height), (60, 40));
+    // 40000 / 65535 of full scale is 156 in 8 bits.
+    let pixel = *decoded(&out[0], ImageFormat::Jpeg).into_rgb8().get_pixel(30, 20);
+    assert!(pixel.0.iter().all(|&c| c.abs_diff(156) <= 3), "{pixel:?}");
+}
