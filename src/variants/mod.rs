@@ -121,21 +121,27 @@ pub fn render(
         let spec = &specs[i];
         let (width, height) = resize::fit(decoded.pixels.width, decoded.pixels.height, spec.size);
         // Two specs whose boxes both hold the whole image (or round to one size): one encode.
-        let index = match made.iter().position(|m| m.pixels.width == width && m.pixels.height == height) {
+        let index = match made.iter().position(|m| m.size == (width, height)) {
             Some(index) => index,
             None => {
-                let source = made
-                    .iter()
-                    .rev()
-                    .map(|m| &m.pixels)
-                    .find(|p| p.width >= 2 * width && p.height >= 2 * height)
-                    .unwrap_or(&decoded.pixels);
-                let pixels = resizer.resize(source, width, height)?;
-                let oriented = resize::orient(&pixels, orientation);
-                let oriented = oriented.as_ref().unwrap_or(&pixels);
+                let whole = &decoded.pixels;
+                let resized = if (width, height) == (whole.width, whole.height) {
+                    None // the box holds the whole image: encode the original, no copy
+                } else {
+                    let source = made
+                        .iter()
+                        .rev()
+                        .filter_map(|m| m.resized.as_ref())
+                        .find(|p| p.width >= 2 * width && p.height >= 2 * height)
+                        .unwrap_or(whole);
+                    Some(resizer.resize(source, width, height)?)
+                };
+                let pixels = resized.as_ref().unwrap_or(whole);
+                let oriented = resize::orient(pixels, orientation);
+                let oriented = oriented.as_ref().unwrap_or(pixels);
                 let bytes = encode::encode(oriented, format)?;
-                let (width, height) = (oriented.width, oriented.height);
-                made.push(Made { pixels, width, height, bytes });
+                let (out_width, out_height) = (oriented.width, oriented.height);
+                made.push(Made { size: (width, height), resized, width: out_width, height: out_height, bytes });
                 made.len() - 1
             }
         };
@@ -151,10 +157,12 @@ pub fn render(
     Ok(rendered.into_iter().flatten().collect())
 }
 
-/// One distinct output: its resized pixels before orientation (a source for smaller
-/// ones) and its encoding, with the oriented size.
+/// One distinct output: its size and resized pixels before orientation (`None`: the
+/// original's size, so the decoded pixels themselves; `Some`: a source for smaller ones),
+/// and its encoding, with the oriented size.
 struct Made {
-    pixels: resize::Pixels,
+    size: (u32, u32),
+    resized: Option<resize::Pixels>,
     width: u32,
     height: u32,
     bytes: Vec<u8>,

@@ -7,7 +7,6 @@ use image::{DynamicImage, RgbImage, RgbaImage, metadata::Orientation};
 use super::VariantError;
 
 /// 8-bit pixels, row-major: RGB, or RGBA with premultiplied alpha when `alpha`.
-#[derive(Clone)]
 pub(super) struct Pixels {
     pub width: u32,
     pub height: u32,
@@ -55,9 +54,6 @@ impl Resizer {
 
     pub fn resize(&mut self, source: &Pixels, width: u32, height: u32) -> Result<Pixels, VariantError> {
         let failed = |e: &dyn std::fmt::Display| VariantError::Refused(format!("cannot resize the image: {e}"));
-        if (source.width, source.height) == (width, height) {
-            return Ok(source.clone());
-        }
         // A borrowed view: the full-size source is not copied.
         let src =
             fast_image_resize::images::ImageRef::new(source.width, source.height, &source.data, source.pixel_type())
