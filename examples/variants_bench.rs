@@ -48,6 +48,7 @@ fn main() {
     }
 
     let next = AtomicUsize::new(0);
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let busy: Vec<Duration> = thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -66,6 +67,7 @@ fn main() {
         workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
     });
     let elapsed = started.elapsed();
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before);
 
     // What of that is the JPEG decode alone (zune-jpeg through `image`), on one thread.
     let t = Instant::now();
@@ -78,7 +80,26 @@ fn main() {
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64(),
     );
+    // CPU time is what other processes on a shared machine do not inflate (much).
+    if let Some(cpu) = cpu {
+        let per_image = cpu / count as f64;
+        println!(
+            "CPU per image: {:.0} ms (process CPU time / N), i.e. {:.1} images/s per fully available core",
+            per_image * 1e3,
+            1.0 / per_image
+        );
+    }
     println!("of which decoding the source alone: {decode_ms:.0} ms; peak RSS {}", peak_rss());
+}
+
+/// User + system CPU seconds of this process, all threads (/proc/self/stat fields 14 and
+/// 15, in the kernel's USER_HZ of 100 ticks a second).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// The process's high-water mark (all threads), from /proc.
