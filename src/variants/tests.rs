@@ -154,6 +154,36 @@ fn exif_orientation_6_is_applied_and_the_variants_carry_no_exif() {
     }
 }
 
+/// The four-character chunk names of a WebP (RIFF) file.
+fn webp_chunks(bytes: &[u8]) -> Vec<[u8; 4]> {
+    assert_eq!((&bytes[..4], &bytes[8..12]), (&b"RIFF"[..], &b"WEBP"[..]));
+    let mut chunks = Vec::new();
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        chunks.push(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += 8 + len + len % 2;
+    }
+    chunks
+}
+
+#[test]
+fn exif_orientation_6_is_applied_to_webp_variants_which_have_no_metadata_chunks() {
+    let plain = jpeg_rgb(&halves(640, 320, RED, GREEN));
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend(exif_orientation_segment(6));
+    jpeg.extend(&plain[2..]);
+
+    let out = render(&jpeg, &specs(&[("thumb", 128)]), VariantFormat::Webp, &Limits::default()).unwrap();
+
+    let r = &out[0];
+    assert_eq!((r.width, r.height), (64, 128));
+    let image = decoded(r, ImageFormat::WebP).into_rgb8();
+    assert_near(*image.get_pixel(32, 32), RED);
+    assert_near(*image.get_pixel(32, 96), GREEN);
+    assert_eq!(webp_chunks(&r.bytes), [*b"VP8 "]);
+}
+
 #[test]
 fn a_gif_gives_variants_of_its_first_frame() {
     let mut gif = Vec::new();
