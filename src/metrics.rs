@@ -1,7 +1,9 @@
 //! Prometheus metrics, one registry per application (so tests can run several apps in one
 //! process). Rendered at `/metrics` in the text format.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -14,6 +16,9 @@ pub struct Metrics {
     pub uploads_ended: IntCounterVec,
     pub reaper_actions: IntCounterVec,
     pub confirm_checks: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_delivery_seconds: Histogram,
+    pub webhook_events_due: IntGauge,
 }
 
 impl Metrics {
@@ -52,11 +57,34 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
-        for c in
-            [&http_requests, &intents_created, &verification_failures, &uploads_ended, &reaper_actions, &confirm_checks]
-        {
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by outcome (delivered, failed_attempt, gave_up, error: not recorded)",
+            ),
+            &["outcome"],
+        )?;
+        let webhook_delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new("webhook_delivery_duration_seconds", "Time of one webhook POST, until its answer")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )?;
+        let webhook_events_due = IntGauge::new(
+            "webhook_events_due",
+            "Webhook events due for delivery, as the last delivery pass left them",
+        )?;
+        for c in [
+            &http_requests,
+            &intents_created,
+            &verification_failures,
+            &uploads_ended,
+            &reaper_actions,
+            &confirm_checks,
+            &webhook_deliveries,
+        ] {
             registry.register(Box::new(c.clone()))?;
         }
+        registry.register(Box::new(webhook_delivery_seconds.clone()))?;
+        registry.register(Box::new(webhook_events_due.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(bytes_reserved.clone()))?;
         registry.register(Box::new(uploads_completed.clone()))?;
@@ -71,6 +99,9 @@ impl Metrics {
             uploads_ended,
             reaper_actions,
             confirm_checks,
+            webhook_deliveries,
+            webhook_delivery_seconds,
+            webhook_events_due,
         })
     }
 
