@@ -27,3 +27,4 @@ mod request_logs;
 mod secret_files;
 mod slow_clients;
 mod uploads_put;
+mod webhooks;

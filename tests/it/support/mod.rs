@@ -8,6 +8,7 @@ pub mod app;
 pub mod chaos;
 pub mod db;
 pub mod multipart;
+pub mod receiver;
 pub mod store;
 
 pub use app::{Call, TestApp, TestOptions};
