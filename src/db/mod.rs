@@ -331,6 +331,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     doctor::CONNECTION_INFO,
     doctor::HISTORY_EXISTS,
     doctor::APPLIED_MIGRATIONS,
+    events::INSERT_EVENT,
     webhooks::CLAIM_DUE,
     webhooks::MARK_DELIVERED,
     webhooks::RECORD_FAILURE,
