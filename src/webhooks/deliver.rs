@@ -164,12 +164,11 @@ enum Answer {
 
 async fn deliver(state: &AppState, http: &reqwest::Client, signer: Option<&Signer>, event: DueEvent) -> Outcome {
     let p = &state.config.processing;
-    let (Some(url), Some(signer)) = (endpoint(&state.config, &event.profile), signer) else {
-        return recorded(
-            &event,
-            crate::db::webhooks::give_up(&state.db, &event.owner, event.id, "no endpoint configured").await,
-            Outcome::GaveUp,
-        );
+    // Config validation requires the secret with any URL; the second case is defensive.
+    let (url, signer) = match (endpoint(&state.config, &event.profile), signer) {
+        (Some(url), Some(signer)) => (url, signer),
+        (None, _) => return give_up(state, &event, "no endpoint configured").await,
+        (Some(_), None) => return give_up(state, &event, "no webhook secret configured").await,
     };
     let started = Instant::now();
     let answer = post(http, signer, url, &event, p.webhook_timeout).await;
@@ -191,6 +190,11 @@ async fn deliver(state: &AppState, http: &reqwest::Client, signer: Option<&Signe
     let status = status.map(i32::from);
     let result = crate::db::webhooks::record_failure(&state.db, &event.owner, event.id, status, &error, retry_in).await;
     recorded(&event, result, if retry_in.is_some() { Outcome::FailedAttempt } else { Outcome::GaveUp })
+}
+
+async fn give_up(state: &AppState, event: &DueEvent, reason: &str) -> Outcome {
+    tracing::info!(event_id = %event.id, profile = event.profile, reason, "webhook event given up");
+    recorded(event, crate::db::webhooks::give_up(&state.db, &event.owner, event.id, reason).await, Outcome::GaveUp)
 }
 
 /// The outcome, once its statement succeeded; the event's lease is its backoff otherwise.
