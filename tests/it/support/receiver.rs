@@ -2,8 +2,11 @@
 //! records every request (method, path, headers, body) and answers the status the test
 //! set. `stop` closes its port (connections are refused, as for a receiver that is down);
 //! `start_again` listens on the same port, so the broker's configured URL works again.
+//! `hold` keeps requests waiting for their answer until `release`, so a test can act
+//! between a delivery's POST and what the broker does after it.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -28,10 +31,13 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct Shared {
     status: Mutex<u16>,
     received: Mutex<Vec<Received>>,
+    /// How many requests arrived (watched by `wait_for`).
+    count: tokio::sync::watch::Sender<usize>,
+    /// Answers wait while this is true.
+    holding: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Receiver {
@@ -43,7 +49,12 @@ pub struct Receiver {
 impl Receiver {
     /// Listening on a free port, answering 200.
     pub async fn start() -> Self {
-        let shared = Arc::new(Shared { status: Mutex::new(200), ..Default::default() });
+        let shared = Arc::new(Shared {
+            status: Mutex::new(200),
+            received: Mutex::default(),
+            count: tokio::sync::watch::channel(0).0,
+            holding: tokio::sync::watch::channel(false).0,
+        });
         let (port, handle) = listen(0, shared.clone());
         Self { port, shared, handle: Mutex::new(Some(handle)) }
     }
@@ -60,6 +71,24 @@ impl Receiver {
     /// Everything received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Requests from now on wait for `release` before they are answered.
+    pub fn hold(&self) {
+        self.shared.holding.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.shared.holding.send_replace(false);
+    }
+
+    /// Waits (at most 10 s) until `n` requests have arrived.
+    pub async fn wait_for(&self, n: usize) {
+        let mut count = self.shared.count.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), count.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} requests within 10 s"))
+            .unwrap();
     }
 
     /// Closes the port (and the connections open on it).
@@ -113,6 +142,9 @@ async fn record(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         headers,
         body: body.to_vec(),
     });
+    shared.count.send_modify(|c| *c += 1);
+    let mut holding = shared.holding.subscribe();
+    let _ = holding.wait_for(|h| !h).await;
     let status = actix_web::http::StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap();
     if status.is_success() {
         HttpResponse::build(status).finish()
