@@ -146,9 +146,10 @@ async fn record(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
     let mut holding = shared.holding.subscribe();
     let _ = holding.wait_for(|h| !h).await;
     let status = actix_web::http::StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap();
-    if status.is_success() {
-        HttpResponse::build(status).finish()
-    } else {
-        HttpResponse::build(status).body("receiver says no")
+    match status {
+        s if s.is_success() => HttpResponse::build(s).finish(),
+        // Somewhere a client that follows redirects would go next (and be recorded).
+        s if s.is_redirection() => HttpResponse::build(s).insert_header(("location", "/moved")).finish(),
+        s => HttpResponse::build(s).body("receiver says no"),
     }
 }

@@ -247,3 +247,43 @@ async fn an_event_whose_delivery_was_not_recorded_is_sent_again_with_the_same_id
     let delivered = row(&app, event.id).await;
     assert!(delivered.delivered && delivered.attempts == 1, "{delivered:?}");
 }
+
+#[tokio::test]
+async fn a_redirect_is_a_failed_attempt_and_is_not_followed() {
+    let receiver = Receiver::start().await;
+    receiver.answer(307);
+    let app = app_for(&receiver.url(), 5, None).await;
+    let event = insert_event(&app, "user_1", "default").await;
+
+    assert_eq!(deliver(&app).await, report(0, 1, 0, 0));
+
+    let got = receiver.received();
+    assert_eq!(got.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/hooks"], "no request to /moved");
+    let r = row(&app, event.id).await;
+    assert_eq!((r.attempts, r.last_status, r.delivered), (1, Some(307), false));
+    assert_eq!(r.last_error.as_deref(), Some("status 307: redirects are not followed"));
+}
+
+#[tokio::test]
+async fn a_receiver_that_does_not_answer_within_the_timeout_is_a_failed_attempt() {
+    let receiver = Receiver::start().await;
+    let mut opts = options(&receiver.url(), 5, None);
+    let base = opts.tweak.take().unwrap();
+    opts.tweak = Some(Box::new(move |s: &mut Settings| {
+        base(s);
+        s.webhook_timeout = Some("0.5".into());
+    }));
+    let app = TestApp::spawn_with(opts).await;
+    let event = insert_event(&app, "user_1", "default").await;
+    receiver.hold();
+
+    assert_eq!(deliver(&app).await, report(0, 1, 0, 0));
+
+    receiver.release();
+    assert_eq!(receiver.received().len(), 1);
+    let r = row(&app, event.id).await;
+    assert_eq!((r.attempts, r.last_status, r.delivered, r.failed), (1, None, false, false));
+    let error = r.last_error.unwrap_or_default();
+    assert!(error.starts_with("no answer within the timeout"), "{error}");
+    assert!(r.next_in.is_some_and(|s| s > BACKOFF_SECS * 0.8 - 5.0), "the backoff, not the lease: {:?}", r.next_in);
+}
