@@ -61,6 +61,27 @@ if [[ -z ${R2B_TEST_DATABASE_URL:-} ]] && ! command -v initdb >/dev/null 2>&1 &&
         sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null'
 fi
 
+# The scanner tests (tests/it/scan.rs) start a private clamd with a signature file of their
+# own; under CI they fail without it. As root on Debian, install clamav-daemon if missing.
+# The package would start its own clamd and freshclam (a network fetch of the full database,
+# then ~1 GB of memory): a policy-rc.d that refuses service starts keeps both stopped, on
+# systemd machines too (deb-systemd-invoke asks it). A policy already in place (Docker's
+# images ship one) is left alone.
+if ! command -v clamd >/dev/null 2>&1 && [[ ! -x /usr/sbin/clamd ]] &&
+    [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# scripts/test.sh: no service starts while clamav-daemon installs\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    step "apt-get install clamav-daemon" \
+        sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends clamav-daemon >/dev/null'
+    if [[ $own_policy -eq 1 ]]; then rm -f "$policy"; fi
+fi
+
 target="${CARGO_TARGET_DIR:-target}"
 
 # 1. Lint. fmt first: it fails fast. Clippy runs *inside* the test build: `cargo clippy` is

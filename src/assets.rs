@@ -11,6 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::asset_state::AssetState;
 use crate::db::assets::AssetRow;
 use crate::error::Error;
 use crate::limits::MAX_URL_TTL_SECS;
@@ -35,13 +36,21 @@ fn decode_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }
 
+/// What a listing is narrowed to.
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    pub profile: Option<&'a str>,
+    pub state: Option<AssetState>,
+}
+
 pub async fn list(
     state: &AppState,
     owner: &str,
     limit: Option<i64>,
     cursor: Option<&str>,
-    profile: Option<&str>,
+    filter: ListFilter<'_>,
 ) -> Result<AssetPage, Error> {
+    let profile = filter.profile;
     let limit = limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid("limit: must be 1 to 1000"));
@@ -56,7 +65,7 @@ pub async fn list(
         Some(c) => decode_cursor(c).ok_or_else(|| Error::invalid("cursor: not a cursor from this API"))?,
     };
     // One extra row tells whether there is a next page.
-    let mut rows = crate::db::assets::list(&state.db, owner, before, limit + 1, profile).await?;
+    let mut rows = crate::db::assets::list(&state.db, owner, before, limit + 1, profile, filter.state).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| encode_cursor(r.created_at, r.id))
@@ -70,12 +79,18 @@ pub async fn get(state: &AppState, owner: &str, id: Uuid) -> Result<AssetRow, Er
     crate::db::assets::get(&state.db, owner, id).await?.ok_or(Error::NotFound)
 }
 
-/// Deletes the object first, then the record (and its usage). A store failure leaves both
-/// in place and a retry finishes; the reverse order could orphan an object forever.
+/// Deletes the objects first (the original and its variants), then the record (and its
+/// usage, unless a rejection released it already) with the `asset.deleted` event. A store
+/// failure leaves the record in place and a retry finishes; the reverse order could orphan
+/// an object forever.
 pub async fn delete(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error> {
     let Some(row) = crate::db::assets::get(&state.db, owner, id).await? else { return Ok(()) };
+    for variant in &row.variants {
+        state.store.delete(&variant.key).await?;
+    }
     state.store.delete(&row.key).await?;
-    crate::db::assets::delete(&state.db, owner, id).await?;
+    let event = state.config.profiles.get(&row.profile).is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some());
+    crate::db::assets::delete(&state.db, owner, id, event).await?;
     Ok(())
 }
 
@@ -166,28 +181,64 @@ pub fn location(state: &AppState, asset: &AssetRow) -> String {
     }
 }
 
+/// Only a `ready` asset has download URLs: a `processing` one has not passed its checks
+/// yet, a `quarantined` one was flagged, a `rejected` one has no object.
+fn check_ready(row: &AssetRow) -> Result<(), Error> {
+    match row.state {
+        AssetState::Ready => Ok(()),
+        AssetState::Processing => Err(Error::invalid_state("the asset is still processing; try again when it is ready")),
+        AssetState::Quarantined => Err(Error::invalid_state("the asset is quarantined: a scanner flagged it")),
+        AssetState::Rejected => Err(Error::invalid_state("the asset was rejected; its object is gone")),
+    }
+}
+
+/// The object a download serves: the original, or one of its variants.
+struct Served<'a> {
+    key: &'a str,
+    content_type: &'a str,
+}
+
+fn served<'a>(row: &'a AssetRow, variant: Option<&str>) -> Result<Served<'a>, Error> {
+    match variant {
+        None => Ok(Served { key: &row.key, content_type: &row.content_type }),
+        Some(name) => match row.variants.iter().find(|v| v.name == name) {
+            Some(v) => Ok(Served { key: &v.key, content_type: &v.content_type }),
+            None => {
+                let names: Vec<&str> = row.variants.iter().map(|v| v.name.as_str()).collect();
+                Err(Error::invalid(format!(
+                    "variant: the asset has no variant {name:?} (it has: {})",
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                )))
+            }
+        },
+    }
+}
+
 fn download_url(
     state: &AppState,
     row: &AssetRow,
+    variant: Option<&str>,
     disposition: Disposition,
     expires_in: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<DownloadUrl, Error> {
+    check_ready(row)?;
+    let Served { key, content_type } = served(row, variant)?;
     let profile = state.config.profiles.get(&row.profile).or_else(|| state.config.profiles.get("default"));
     if row.visibility == Visibility::Public
         && let Some(base) = &state.config.s3.public_base_url
     {
-        return Ok(DownloadUrl { url: public_url(base, &row.key), expires_at: None });
+        return Ok(DownloadUrl { url: public_url(base, key), expires_at: None });
     }
     let ttl = expires_in.unwrap_or_else(|| profile.map_or(600, |p| p.download_url_ttl));
     // Only passive types (raster images, audio, video, PDF, plain text) are ever inline:
     // anything else could run in the bucket's origin.
-    let passive = ContentType::parse(&row.content_type).is_ok_and(|c| c.is_passive());
+    let passive = ContentType::parse(content_type).is_ok_and(|c| c.is_passive());
     let disposition = if passive { disposition } else { Disposition::Attachment };
     let cd = content_disposition(disposition, &row.filename);
     let signed = state.store.presigner.get_object(
-        &row.key,
-        Some(&row.content_type),
+        key,
+        Some(content_type),
         Some(&cd),
         Duration::from_secs(ttl),
         SystemTime::from(now),
@@ -203,21 +254,26 @@ fn check_expires_in(expires_in: Option<i64>) -> Result<Option<u64>, Error> {
     }
 }
 
-pub async fn download(
-    state: &AppState,
-    owner: &str,
-    id: Uuid,
-    disposition: Option<Disposition>,
-    expires_in: Option<i64>,
-) -> Result<DownloadUrl, Error> {
-    let expires_in = check_expires_in(expires_in)?;
+/// What a download URL is asked for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DownloadOptions<'a> {
+    pub disposition: Option<Disposition>,
+    pub expires_in: Option<i64>,
+    /// One of the asset's image variants instead of the original.
+    pub variant: Option<&'a str>,
+}
+
+pub async fn download(state: &AppState, owner: &str, id: Uuid, o: DownloadOptions<'_>) -> Result<DownloadUrl, Error> {
+    let expires_in = check_expires_in(o.expires_in)?;
     let row = crate::db::assets::get(&state.db, owner, id).await?.ok_or(Error::NotFound)?;
-    download_url(state, &row, disposition.unwrap_or(Disposition::Inline), expires_in, crate::time::now_secs())
+    let disposition = o.disposition.unwrap_or(Disposition::Inline);
+    download_url(state, &row, o.variant, disposition, expires_in, crate::time::now_secs())
 }
 
 pub const MAX_DOWNLOAD_BATCH: usize = 1000;
 
-/// Gallery download URLs; ids the caller may not read are simply absent.
+/// Gallery download URLs; ids the caller may not read, and assets that are not `ready`, are
+/// simply absent.
 pub async fn download_many(
     state: &AppState,
     owner: &str,
@@ -233,92 +289,12 @@ pub async fn download_many(
     let disposition = disposition.unwrap_or(Disposition::Inline);
     let mut out = BTreeMap::new();
     for row in crate::db::assets::get_many(&state.db, owner, ids).await? {
-        out.insert(row.id, download_url(state, &row, disposition, expires_in, now)?);
+        if row.state == AssetState::Ready {
+            out.insert(row.id, download_url(state, &row, None, disposition, expires_in, now)?);
+        }
     }
     Ok(out)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_disposition_is_rfc6266_with_rfc5987_filename() {
-        assert_eq!(
-            content_disposition(Disposition::Inline, "IMG_0001.HEIC"),
-            "inline; filename=\"IMG_0001.HEIC\"; filename*=UTF-8''IMG_0001.HEIC"
-        );
-        assert_eq!(
-            content_disposition(Disposition::Attachment, "résumé 2024.pdf"),
-            "attachment; filename=\"r_sum_ 2024.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%202024.pdf"
-        );
-    }
-
-    #[test]
-    fn content_disposition_cannot_be_injected() {
-        let cd = content_disposition(Disposition::Inline, "a\"; filename=evil.html\r\nSet-Cookie: x=1\\%41.txt");
-        assert!(!cd.contains('\r') && !cd.contains('\n'), "{cd}");
-        let quoted = cd.split('"').nth(1).unwrap();
-        // CR and LF are controls: dropped before either form is built.
-        assert_eq!(quoted, "a_; filename=evil.htmlSet-Cookie: x=1__41.txt");
-        assert_eq!(cd.matches('"').count(), 2, "{cd}");
-        assert!(cd.ends_with("filename*=UTF-8''a%22%3B%20filename%3Devil.htmlSet-Cookie%3A%20x%3D1%5C%2541.txt"));
-    }
-
-    #[test]
-    fn format_controls_are_dropped_from_filenames() {
-        // U+202E (right-to-left override) would show "invoice\u{202E}fdp.exe" as "invoiceexe.pdf".
-        let cd = content_disposition(Disposition::Attachment, "invoice\u{202E}fdp.exe");
-        assert_eq!(cd, "attachment; filename=\"invoicefdp.exe\"; filename*=UTF-8''invoicefdp.exe");
-        for c in ['\u{200B}', '\u{200E}', '\u{2066}', '\u{2069}', '\u{FEFF}', '\u{00AD}', '\u{2028}', '\u{1}'] {
-            let cd = content_disposition(Disposition::Inline, &format!("a{c}b.png"));
-            assert_eq!(cd, "inline; filename=\"ab.png\"; filename*=UTF-8''ab.png", "{:?}", c);
-        }
-        // Letters of any script stay.
-        assert!(content_disposition(Disposition::Inline, "שלום.png").ends_with("%D7%A9%D7%9C%D7%95%D7%9D.png"));
-        assert!(content_disposition(Disposition::Inline, "\u{202E}").contains("filename=\"download\""));
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let t = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
-        let id = Uuid::new_v4();
-        assert_eq!(decode_cursor(&encode_cursor(t, id)), Some((t, id)));
-        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12.notauuid")] {
-            assert_eq!(decode_cursor(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn public_urls_percent_encode_each_segment() {
-        assert_eq!(
-            public_url("https://cdn.example.com", "photos/a~2Fb/id/my file+1.jpg"),
-            "https://cdn.example.com/photos/a~2Fb/id/my%20file%2B1.jpg"
-        );
-    }
-
-    /// Decodes an RFC 5987 `filename*` value.
-    fn percent_decode(v: &str) -> String {
-        percent_encoding::percent_decode_str(v).decode_utf8().unwrap().into_owned()
-    }
-
-    proptest::proptest! {
-        /// Any filename: the header has no control character, exactly one quoted fallback,
-        /// and `filename*` decodes back to the name minus the characters not shown.
-        #[test]
-        fn any_filename_gives_a_safe_header_that_round_trips(
-            name in proptest::string::string_regex("(?s).{1,100}").unwrap(),
-            inline in proptest::bool::ANY,
-        ) {
-            let d = if inline { Disposition::Inline } else { Disposition::Attachment };
-            let cd = content_disposition(d, &name);
-            proptest::prop_assert!(cd.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "{}", cd);
-            proptest::prop_assert_eq!(cd.matches('"').count(), 2);
-            let (_, encoded) = cd.split_once("filename*=UTF-8''").unwrap();
-            let shown: String = name.chars().filter(|c| is_shown(*c)).collect();
-            let want = if shown.is_empty() { "download".to_owned() } else { shown };
-            proptest::prop_assert_eq!(percent_decode(encoded), want);
-            proptest::prop_assert!(actix_web::http::header::HeaderValue::from_str(&cd).is_ok());
-        }
-    }
-}
+mod tests;

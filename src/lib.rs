@@ -8,6 +8,8 @@
 //! back up (`scripts/module-graph.py` checks). `main.rs` only parses the command line;
 //! `Application::build` is what both `main` and the tests start.
 
+/// An asset's lifecycle state and its recorded image variants.
+pub mod asset_state;
 /// Content checks and the verified records of uploaded objects.
 pub mod assets;
 /// JWT verification, the `Caller` and acting for another owner.
@@ -35,6 +37,8 @@ pub mod events;
 pub mod http;
 /// `Idempotency-Key`: claim, replay, wait or refuse, and keep the answer.
 pub mod idempotency;
+/// The asset job worker: scans and image variants between `complete` and `ready`.
+pub mod jobs;
 /// Object key construction.
 pub mod keys;
 /// The S3 / R2 limits (sizes, part counts, key length, URL lifetime).
@@ -51,6 +55,8 @@ pub mod profiles;
 pub mod reaper;
 /// Scanners an asset must pass (clamd, an HTTP validator).
 pub mod scan;
+/// Content sniffing: an upload's first bytes against its declared type.
+pub mod sniff;
 /// Shared application state.
 pub mod state;
 /// The object store (SDK calls, presigning, POST policies).
@@ -139,6 +145,9 @@ impl Application {
         }
         if let Some(every) = config.confirm_interval {
             tasks.push(tokio::spawn(confirm::run_forever(self.state.clone(), every)));
+        }
+        if config.processing.jobs_in_process {
+            tasks.extend(spawn_workers(&self.state).map_err(std::io::Error::other)?);
         }
         let result = self.server.await;
         for task in tasks {
@@ -230,6 +239,43 @@ fn app(
             }
         })
         .default_service(web::to(http::not_found))
+}
+
+/// The asset job worker and the webhook deliveries: in the serving process
+/// (`BROKER_JOBS=in-process`) or in `r2-broker worker`.
+fn spawn_workers(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let every = state.config.processing.job_interval;
+    let jobs = jobs::Worker::new(state.clone())?;
+    Ok(vec![tokio::spawn(jobs.run_forever(every))])
+}
+
+/// `r2-broker worker`: the asset jobs and webhook deliveries without the API (run it
+/// beside `serve` with `BROKER_JOBS=off` there, so image work never slows the signing API),
+/// plus `/healthz`, `/readyz` and `/metrics` on `BROKER_LISTEN`. Runs until SIGINT/SIGTERM.
+pub async fn work(config: Config) -> anyhow::Result<()> {
+    let state = build_state(config).await?;
+    let tasks = spawn_workers(&state)?;
+    let ops_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new().app_data(web::Data::new(ops_state.clone())).configure(http::ops_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(&state.config.listen)
+    .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
+    let port = server.addrs().first().map_or(0, |a| a.port());
+    let server = server.run();
+    let handle = server.handle();
+    tracing::info!(port, "r2-broker worker running (asset jobs, webhook deliveries)");
+    let running = tokio::spawn(server);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    for task in tasks {
+        task.abort();
+    }
+    handle.stop(true).await;
+    running.await??;
+    Ok(())
 }
 
 /// `r2-broker serve`: runs until SIGINT/SIGTERM, then drains in-flight requests.

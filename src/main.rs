@@ -18,6 +18,11 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default)
     Serve,
+    /// Run the asset jobs (scans, image variants) and webhook deliveries without the API
+    ///
+    /// With the same settings as `serve`; set BROKER_JOBS=off on the serving replicas so they
+    /// leave this work to workers. Serves /healthz, /readyz and /metrics on BROKER_LISTEN.
+    Worker,
     /// Run the database migrations and exit
     Migrate,
     /// Run one confirmer pass (uploads whose object appeared) and one reaper pass (expire
@@ -78,6 +83,7 @@ async fn main() -> std::process::ExitCode {
     tracing::info!(config = %config.summary(), "starting");
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => r2_broker::serve(config).await,
+        Command::Worker => r2_broker::work(config).await,
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
         #[cfg(feature = "dev")]
         Command::Dev(_) => unreachable!("handled before validate"),

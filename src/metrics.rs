@@ -16,6 +16,12 @@ pub struct Metrics {
     pub uploads_ended: IntCounterVec,
     pub reaper_actions: IntCounterVec,
     pub confirm_checks: IntCounterVec,
+    /// The ranged GET of `complete`'s content sniffing.
+    pub sniff_seconds: Histogram,
+    /// Asset jobs: time per step, outcomes per step, and the jobs due now.
+    pub job_seconds: HistogramVec,
+    pub job_outcomes: IntCounterVec,
+    pub jobs_due: IntGauge,
     pub webhook_deliveries: IntCounterVec,
     pub webhook_delivery_seconds: Histogram,
     pub webhook_events_due: IntGauge,
@@ -57,6 +63,26 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let sniff_seconds = Histogram::with_opts(
+            HistogramOpts::new("sniff_duration_seconds", "The ranged GET of complete's content sniffing")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+        )?;
+        let job_seconds = HistogramVec::new(
+            HistogramOpts::new("job_duration_seconds", "Asset job steps (scan, variants), start to finish")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            &["step"],
+        )?;
+        let job_outcomes = IntCounterVec::new(
+            Opts::new(
+                "job_outcomes_total",
+                "Asset job steps by step and outcome (done, quarantined, rejected, retry, gave_up)",
+            ),
+            &["step", "outcome"],
+        )?;
+        let jobs_due = IntGauge::new("jobs_due", "Asset jobs due now, as of the job worker's last claim")?;
+        registry.register(Box::new(sniff_seconds.clone()))?;
+        registry.register(Box::new(job_seconds.clone()))?;
+        registry.register(Box::new(jobs_due.clone()))?;
         let webhook_deliveries = IntCounterVec::new(
             Opts::new(
                 "webhook_deliveries_total",
@@ -79,6 +105,7 @@ impl Metrics {
             &uploads_ended,
             &reaper_actions,
             &confirm_checks,
+            &job_outcomes,
             &webhook_deliveries,
         ] {
             registry.register(Box::new(c.clone()))?;
@@ -99,6 +126,10 @@ impl Metrics {
             uploads_ended,
             reaper_actions,
             confirm_checks,
+            sniff_seconds,
+            job_seconds,
+            job_outcomes,
+            jobs_due,
             webhook_deliveries,
             webhook_delivery_seconds,
             webhook_events_due,

@@ -38,8 +38,9 @@ pub struct Report {
 /// One pass over everything due.
 pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     let mut report = Report::default();
+    let events = state.config.event_profiles();
     for _ in 0..MAX_BATCHES {
-        let n = crate::db::reaper::expire_due(&state.db, BATCH).await?;
+        let n = crate::db::reaper::expire_due(&state.db, BATCH, &events).await?;
         report.expired += n;
         if n < BATCH {
             break;

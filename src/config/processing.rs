@@ -73,6 +73,15 @@ impl Default for ProcessingConfig {
 }
 
 impl ProcessingConfig {
+    /// Where a profile's events go: its own `webhook_url`, else `BROKER_WEBHOOK_URL`; `None`
+    /// when it turned events off or no endpoint is set (its events are then not written).
+    pub fn webhook_endpoint<'a>(&'a self, profile: &'a crate::profiles::Profile) -> Option<&'a str> {
+        if !profile.processing.webhooks {
+            return None;
+        }
+        profile.processing.webhook_url.as_deref().or(self.webhook_url.as_deref())
+    }
+
     /// Whether any webhook endpoint is configured at all.
     pub fn any_webhook(&self, profiles: &Profiles) -> bool {
         self.webhook_url.is_some() || profiles.iter().any(|p| p.processing.webhook_url.is_some())

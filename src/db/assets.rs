@@ -3,10 +3,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::uploads::{from_columns, parse_column};
 use super::{Db, DbError};
+use crate::asset_state::{AssetState, Variant};
 use crate::owner::Owner;
 use crate::profiles::Visibility;
 
@@ -28,6 +30,10 @@ pub struct AssetRow {
     pub etag: Option<String>,
     pub metadata: serde_json::Value,
     pub visibility: Visibility,
+    pub state: AssetState,
+    /// Why it is `rejected` or `quarantined` (null otherwise).
+    pub state_reason: Option<String>,
+    pub variants: Vec<Variant>,
     #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
 }
@@ -37,7 +43,7 @@ pub struct AssetRow {
 macro_rules! asset_columns {
     () => {
         "owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, \
-         visibility, created_at"
+         visibility, state, state_reason, variants, created_at"
     };
 }
 pub(super) use asset_columns;
@@ -45,10 +51,13 @@ pub(super) use asset_columns;
 impl AssetRow {
     pub(crate) fn from_row(row: &Row) -> Result<Self, DbError> {
         Ok(from_columns!(row, Self {
-                id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, created_at,
+                id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, metadata, state_reason,
+                created_at,
             }
             owner: Owner::from(row.try_get::<_, String>("owner")?),
             visibility: parse_column(row, "visibility", Visibility::parse)?,
+            state: parse_column(row, "state", AssetState::parse)?,
+            variants: row.try_get::<_, Json<Vec<Variant>>>("variants")?.0,
         ))
     }
 }
@@ -92,25 +101,63 @@ pub const LIST_NEWEST_IN_PROFILE: &str = concat!(
       order by created_at desc, id desc limit $4"
 );
 
+/// With a state (and maybe a profile) filter: `$5`/`$6` null match any. The state is a
+/// filter on the owner's newest-first index; most of an owner's assets are `ready`.
+pub const LIST_NEWEST_FILTERED: &str = concat!(
+    "select ",
+    asset_columns!(),
+    " from assets where owner = $1 and ($5::text is null or profile = $5) and state = $6 \
+        and (created_at, id) < ($2, $3) \
+      order by created_at desc, id desc limit $4"
+);
+
 pub async fn list(
     db: &Db,
     owner: &str,
     before: (DateTime<Utc>, Uuid),
     limit: i64,
     profile: Option<&str>,
+    state: Option<AssetState>,
 ) -> Result<Vec<AssetRow>, DbError> {
-    let found = match profile {
-        None => db.query(LIST_NEWEST, &[&owner, &before.0, &before.1, &limit]).await?,
-        Some(p) => db.query(LIST_NEWEST_IN_PROFILE, &[&owner, &before.0, &before.1, &limit, &p]).await?,
+    let found = match (profile, state) {
+        (None, None) => db.query(LIST_NEWEST, &[&owner, &before.0, &before.1, &limit]).await?,
+        (Some(p), None) => db.query(LIST_NEWEST_IN_PROFILE, &[&owner, &before.0, &before.1, &limit, &p]).await?,
+        (p, Some(st)) => {
+            db.query(LIST_NEWEST_FILTERED, &[&owner, &before.0, &before.1, &limit, &p, &st.as_str()]).await?
+        }
     };
     rows(found)
 }
 
-/// Deletes the record and gives its bytes back to the owner's usage, in one statement.
-pub const DELETE_ASSET: &str = "with gone as (delete from assets where owner = $1 and id = $2 returning owner, size) \
-     update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
-       from gone g where o.owner = g.owner returning 1";
+/// Deletes the record (and its job, if it was still processing) and gives its bytes back
+/// to the owner's usage, in one statement; a rejected asset's usage was released when it
+/// was rejected.
+pub const DELETE_ASSET: &str = concat!(
+    "with gone as (delete from assets where owner = $1 and id = $2 returning *), \
+     job as (delete from asset_jobs where owner = $1 and asset_id = $2), \
+     usage as ( \
+       update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
+         from gone g where o.owner = g.owner and g.state <> 'rejected') \
+     select ",
+    asset_columns!(),
+    " from gone"
+);
 
-pub async fn delete(db: &Db, owner: &str, id: Uuid) -> Result<bool, DbError> {
-    Ok(db.execute(DELETE_ASSET, &[&owner, &id]).await? > 0)
+/// Deletes the record; with `event`, writes `asset.deleted` in the same transaction.
+/// Returns what was deleted (`None`: nothing was there).
+pub async fn delete(db: &Db, owner: &str, id: Uuid, event: bool) -> Result<Option<AssetRow>, DbError> {
+    if !event {
+        return db.query_opt(DELETE_ASSET, &[&owner, &id]).await?.map(|r| AssetRow::from_row(&r)).transpose();
+    }
+    db.run(async |conn| {
+        let tx = conn.transaction().await?;
+        let stmt = tx.prepare_cached(DELETE_ASSET).await?;
+        let Some(row) = tx.query_opt(&stmt, &[&owner, &id]).await? else { return Ok(None) };
+        let asset = AssetRow::from_row(&row)?;
+        let ev = crate::events::Event::new(crate::events::EventType::AssetDeleted, &asset);
+        super::events::insert(&tx, owner, &asset.profile, &ev).await?;
+        tx.commit().await?;
+        Ok(Some(asset))
+    })
+    .await
 }

@@ -3,11 +3,13 @@
 //! `ALL_STATEMENTS` lists them so a test can `prepare` each against the migrated schema.
 
 pub mod assets;
+pub mod completion;
 pub mod confirm;
 pub mod doctor;
 mod error;
 pub mod events;
 pub mod idempotency;
+pub mod jobs;
 pub mod owners;
 pub mod reaper;
 pub mod tls;
@@ -310,7 +312,15 @@ pub const ALL_STATEMENTS: &[&str] = &[
     uploads::RESERVE_AND_INSERT,
     uploads::GET_UPLOAD,
     uploads::END_PENDING,
-    uploads::COMPLETE,
+    completion::COMPLETE,
+    events::INSERT_EVENT,
+    jobs::CLAIM_JOBS,
+    jobs::COUNT_DUE,
+    jobs::ADVANCE,
+    jobs::RETRY,
+    jobs::DROP_JOB,
+    jobs::SETTLE,
+    jobs::REJECT,
     uploads::SET_MULTIPART_ID,
     uploads::MARK_CLEANED,
     assets::GET_ASSET,
@@ -318,6 +328,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     assets::GET_ASSETS,
     assets::LIST_NEWEST,
     assets::LIST_NEWEST_IN_PROFILE,
+    assets::LIST_NEWEST_FILTERED,
     assets::DELETE_ASSET,
     reaper::EXPIRE_DUE,
     reaper::CLAIM_TO_CLEAN,
@@ -331,7 +342,6 @@ pub const ALL_STATEMENTS: &[&str] = &[
     doctor::CONNECTION_INFO,
     doctor::HISTORY_EXISTS,
     doctor::APPLIED_MIGRATIONS,
-    events::INSERT_EVENT,
     webhooks::CLAIM_DUE,
     webhooks::MARK_DELIVERED,
     webhooks::RECORD_FAILURE,

@@ -4,24 +4,31 @@
 //! (src/background.rs), never inside a transaction.
 
 use super::uploads::UploadRow;
+use super::events::expired_events;
 use super::{Db, DbError};
 
 /// Expires up to $1 pending intents past their deadline and releases their reservations
-/// (summed per owner: one owner may have many intents in a batch). Returns how many.
-pub const EXPIRE_DUE: &str = "with due as ( \
+/// (summed per owner: one owner may have many intents in a batch), writing `upload.expired`
+/// for those of the profiles in $2 (whose events go somewhere). Returns how many.
+pub const EXPIRE_DUE: &str = concat!(
+    "with due as ( \
        select owner, id from uploads where status = 'pending' and complete_by < now() \
         order by complete_by limit $1 for update skip locked), \
      ended as ( \
        update uploads u set status = 'expired', finished_at = now() from due \
-        where u.owner = due.owner and u.id = due.id returning u.owner, u.size), \
+        where u.owner = due.owner and u.id = due.id \
+       returning u.owner, u.id, u.profile, u.key, u.filename, u.content_type, u.size, u.metadata, u.created_at, \
+                 u.expires_at), \
      released as ( \
        update owners o set reserved_bytes = o.reserved_bytes - s.bytes, reserved_objects = o.reserved_objects - s.n \
          from (select owner, sum(size)::bigint as bytes, count(*) as n from ended group by owner) s \
-        where o.owner = s.owner) \
-     select count(*) from ended";
+        where o.owner = s.owner), ",
+    expired_events!("$2"),
+    " select count(*) from ended"
+);
 
-pub async fn expire_due(db: &Db, batch: i64) -> Result<i64, DbError> {
-    Ok(db.query_one(EXPIRE_DUE, &[&batch]).await?.get(0))
+pub async fn expire_due(db: &Db, batch: i64, event_profiles: &[&str]) -> Result<i64, DbError> {
+    Ok(db.query_one(EXPIRE_DUE, &[&batch, &event_profiles]).await?.get(0))
 }
 
 /// Up to $1 ended intents whose store cleanup is still to do and that no reaper holds,

@@ -5,10 +5,9 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::assets::{AssetRow, asset_columns};
 use super::{Db, DbError};
 use crate::owner::Owner;
-use crate::profiles::{PartPlan, UploadMethod, Visibility};
+use crate::profiles::{PartPlan, UploadMethod};
 
 /// Upload status as stored and shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -247,59 +246,29 @@ pub async fn get(db: &Db, owner: &str, id: Uuid) -> Result<Option<UploadRow>, Db
 }
 
 /// Ends a pending intent (aborted, expired or failed) and releases its reservation, in one
-/// statement. Returns false when the intent was no longer pending (someone else ended it).
-pub const END_PENDING: &str = "with ended as ( \
+/// statement; an expiry of a profile in $4 (whose events go somewhere) writes
+/// `upload.expired` in it too. Returns false when the intent was no longer pending
+/// (someone else ended it).
+pub const END_PENDING: &str = concat!(
+    "with ended as ( \
        update uploads set status = $3, finished_at = now() \
         where owner = $1 and id = $2 and status = 'pending' \
-       returning owner, size) \
-     update owners o set reserved_bytes = o.reserved_bytes - e.size, reserved_objects = o.reserved_objects - 1 \
-       from ended e where o.owner = e.owner \
-     returning 1";
-
-pub async fn end_pending(db: &Db, owner: &str, id: Uuid, status: Status) -> Result<bool, DbError> {
-    Ok(db.execute(END_PENDING, &[&owner, &id, &status.as_str()]).await? > 0)
-}
-
-/// Completion in one statement: the intent becomes `completed`, the asset row is written
-/// and the reservation turns into usage, or none of it happens. No row back means the
-/// intent was no longer pending (a concurrent complete won).
-///
-/// `$6` is the size HeadObject reported, already verified against the intent: equal to
-/// `size` when the client declared it, at most `size` when it did not (`size` was then a
-/// reservation). The reservation is released whole and usage grows by the stored size, so
-/// the counters stay exact either way.
-pub const COMPLETE: &str = concat!(
-    "with done as ( \
-       update uploads set status = 'completed', asset_id = $3, finished_at = now() \
-        where owner = $1 and id = $2 and status = 'pending' \
-       returning owner, id, profile, key, filename, content_type, size, checksum_sha256, metadata), \
-     usage as ( \
-       update owners o set reserved_bytes = o.reserved_bytes - d.size, reserved_objects = o.reserved_objects - 1, \
-                           used_bytes = o.used_bytes + $6, used_objects = o.used_objects + 1 \
-         from done d where o.owner = d.owner) \
-     insert into assets (owner, id, upload_id, profile, key, filename, content_type, size, checksum_sha256, etag, \
-                         metadata, visibility) \
-     select owner, $3::uuid, id, profile, key, filename, content_type, $6::bigint, checksum_sha256, $4::text, metadata, \
-            $5::text \
-       from done \
-     returning ",
-    asset_columns!()
+       returning owner, id, profile, key, filename, content_type, size, metadata, created_at, expires_at), \
+     released as ( \
+       update owners o set reserved_bytes = o.reserved_bytes - e.size, reserved_objects = o.reserved_objects - 1 \
+         from ended e where o.owner = e.owner), ",
+    super::events::expired_events!("case when $3 = 'expired' then $4::text[] end"),
+    " select 1 from ended"
 );
 
-/// What `complete` records: the asset's id, the store's ETag, the visibility and the
-/// verified stored size.
-pub struct Completion<'a> {
-    pub asset_id: Uuid,
-    pub etag: Option<&'a str>,
-    pub visibility: Visibility,
-    pub stored_size: i64,
-}
-
-pub async fn complete(db: &Db, owner: &str, id: Uuid, c: &Completion<'_>) -> Result<Option<AssetRow>, DbError> {
-    db.query_opt(COMPLETE, &[&owner, &id, &c.asset_id, &c.etag, &c.visibility.as_str(), &c.stored_size])
-        .await?
-        .map(|r| AssetRow::from_row(&r))
-        .transpose()
+pub async fn end_pending(
+    db: &Db,
+    owner: &str,
+    id: Uuid,
+    status: Status,
+    event_profiles: &[&str],
+) -> Result<bool, DbError> {
+    Ok(!db.query(END_PENDING, &[&owner, &id, &status.as_str(), &event_profiles]).await?.is_empty())
 }
 
 /// Records the store's multipart UploadId right after CreateMultipartUpload.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::NoQuery;
 use super::ids::Id;
 use super::target::{ActsFor, Target};
+use crate::asset_state::AssetState;
 use crate::assets::{self, Disposition, DownloadUrl};
 use crate::auth::Caller;
 use crate::error::Error;
@@ -19,6 +20,7 @@ pub struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
     profile: Option<String>,
+    state: Option<AssetState>,
     owner: Option<String>,
 }
 
@@ -29,7 +31,8 @@ pub async fn list_assets(
 ) -> Result<HttpResponse, Error> {
     let q = query.into_inner();
     let owner = caller.owner_for(q.owner.as_deref())?;
-    let page = assets::list(&state, &owner, q.limit, q.cursor.as_deref(), q.profile.as_deref()).await?;
+    let filter = assets::ListFilter { profile: q.profile.as_deref(), state: q.state };
+    let page = assets::list(&state, &owner, q.limit, q.cursor.as_deref(), filter).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -47,6 +50,7 @@ pub async fn delete_asset(on: Target, state: web::Data<AppState>) -> Result<Http
 pub struct DownloadQuery {
     disposition: Option<Disposition>,
     expires_in: Option<i64>,
+    variant: Option<String>,
     owner: Option<String>,
 }
 
@@ -57,8 +61,10 @@ impl ActsFor for DownloadQuery {
 }
 
 pub async fn get_download_url(on: Target<DownloadQuery>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let (disposition, expires_in) = (on.query.disposition, on.query.expires_in);
-    Ok(HttpResponse::Ok().json(assets::download(&state, &on.owner()?, on.id, disposition, expires_in).await?))
+    let q = &on.query;
+    let options =
+        assets::DownloadOptions { disposition: q.disposition, expires_in: q.expires_in, variant: q.variant.as_deref() };
+    Ok(HttpResponse::Ok().json(assets::download(&state, &on.owner()?, on.id, options).await?))
 }
 
 #[derive(Debug, Deserialize)]

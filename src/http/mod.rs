@@ -43,6 +43,17 @@ fn open_table() -> Table {
     ]
 }
 
+/// Only the operations routes, for `r2-broker worker`.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    for (path, methods) in open_table() {
+        let mut resource = web::resource(path);
+        for (_, route) in methods {
+            resource = resource.route(route);
+        }
+        cfg.service(resource);
+    }
+}
+
 /// The API: every route here runs the caller steps first (see `routes`).
 /// `/v1/uploads/batch`, `/v1/assets/download-urls` and
 /// `/v1/companion/s3/multipart/{uploadId}/complete` come before their `{id}` /

@@ -5,6 +5,7 @@
 
 pub mod bucket;
 pub mod multipart;
+mod objects;
 pub mod post_policy;
 pub mod presign;
 

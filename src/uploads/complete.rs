@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{Status, end_and_clean, expire_if_overdue, load};
 use crate::db::assets::AssetRow;
+use crate::db::completion::Completion;
 use crate::db::uploads::{Multipart, UploadRow};
 use crate::error::Error;
 use crate::profiles::{UploadMethod, Visibility};
@@ -68,15 +69,23 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
         }
         return Err(Error::VerificationFailed(detail));
     }
-    // A profile removed from the configuration since create leaves its assets private.
-    let visibility = state.config.profiles.get(&up.profile).map_or(Visibility::Private, |p| p.visibility);
-    let completion = crate::db::uploads::Completion {
+    // A profile removed from the configuration since create leaves its assets private,
+    // unchecked and without events.
+    let profile = state.config.profiles.get(&up.profile);
+    if let Some(p) = profile
+        && p.processing.sniff
+    {
+        sniff(state, &up).await?;
+    }
+    let completion = Completion {
         asset_id: Uuid::new_v4(),
         etag: head.etag.as_deref(),
-        visibility,
+        visibility: profile.map_or(Visibility::Private, |p| p.visibility),
         stored_size: head.size,
+        first_step: profile.and_then(|p| p.processing.first_step()),
+        ready_event: profile.is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some()),
     };
-    match crate::db::uploads::complete(&state.db, owner, id, &completion).await? {
+    match crate::db::completion::complete(&state.db, owner, id, &completion).await? {
         Some(row) => {
             state.metrics.uploads_completed.inc();
             Ok(Completed::Created(row))
@@ -84,6 +93,23 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
         // Lost a race with another complete or an abort: answer as the winner left it.
         None => Box::pin(complete(state, owner, id, CompleteRequest::default())).await,
     }
+}
+
+/// The first bytes against the declared type: a mismatch fails the upload (object deleted,
+/// reservation released) with `422 verification_failed`.
+async fn sniff(state: &AppState, up: &UploadRow) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    let prefix = state.store.read_prefix(&up.key, crate::sniff::PREFIX_LEN).await?;
+    state.metrics.sniff_seconds.observe(started.elapsed().as_secs_f64());
+    let prefix = prefix.ok_or_else(|| Error::ObjectMissing("the object is no longer in the store".into()))?;
+    let essence = crate::profiles::ContentType::parse(&up.content_type).map(|c| c.essence().to_owned());
+    let Err(reason) = crate::sniff::check(essence.as_deref().unwrap_or(&up.content_type), &prefix) else {
+        return Ok(());
+    };
+    state.metrics.verification_failures.with_label_values(&["content"]).inc();
+    tracing::info!(upload_id = %up.id, %reason, "content sniffing refused the upload");
+    end_and_clean(state, up, Status::Failed).await?;
+    Err(Error::VerificationFailed(reason))
 }
 
 async fn already_completed(state: &AppState, owner: &str, id: Uuid) -> Result<Completed, Error> {

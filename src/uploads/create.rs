@@ -265,7 +265,7 @@ pub async fn reserve(state: &AppState, spec: Spec<'_>) -> Result<UploadIntent, E
 /// even that fails, it stays pending without a store upload and expires normally.
 async fn start_multipart(state: &AppState, owner: &str, id: Uuid, key: &str, ct: &str) -> Result<(), Error> {
     let release = |e: Error| async move {
-        if let Err(end) = crate::db::uploads::end_pending(&state.db, owner, id, Status::Failed).await {
+        if let Err(end) = crate::db::uploads::end_pending(&state.db, owner, id, Status::Failed, &[]).await {
             tracing::warn!(upload_id = %id, error = %end, "could not release the reservation of a failed multipart start");
         }
         e

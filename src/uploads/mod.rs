@@ -68,7 +68,8 @@ pub(crate) async fn load(state: &AppState, owner: &str, id: Uuid) -> Result<Opti
 /// reservation, then removes whatever the store holds for it. Returns false when the
 /// intent was no longer pending (a concurrent call ended or completed it).
 pub(crate) async fn end_and_clean(state: &AppState, up: &UploadRow, status: Status) -> Result<bool, Error> {
-    let ended = crate::db::uploads::end_pending(&state.db, up.owner.as_str(), up.id, status).await?;
+    let events = state.config.event_profiles();
+    let ended = crate::db::uploads::end_pending(&state.db, up.owner.as_str(), up.id, status, &events).await?;
     if ended {
         state.metrics.uploads_ended.with_label_values(&[status.as_str()]).inc();
         clean_store(state, up).await?;

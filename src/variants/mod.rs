@@ -8,7 +8,7 @@
 use crate::profiles::{VariantFormat, VariantSpec};
 
 /// Bounds of one decode.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Limits {
     /// Width × height at most.
     pub max_pixels: u64,

@@ -137,15 +137,13 @@ pub async fn run_forever(state: AppState, every: Duration) {
     crate::background::repeat_passes("webhook delivery", every, || deliver_once(&state)).await
 }
 
-/// Where `profile`'s events go: its own `webhook_url`, else `BROKER_WEBHOOK_URL`; `None`
-/// when the profile turned events off or neither is set. A profile no longer configured
-/// falls back to `BROKER_WEBHOOK_URL`.
+/// Where `profile`'s events go (`ProcessingConfig::webhook_endpoint`: its own
+/// `webhook_url`, else `BROKER_WEBHOOK_URL`, `None` when it turned events off); a profile no
+/// longer configured falls back to `BROKER_WEBHOOK_URL`.
 fn endpoint<'a>(config: &'a Config, profile: &str) -> Option<&'a str> {
-    let global = config.processing.webhook_url.as_deref();
     match config.profiles.get(profile) {
-        Some(p) if !p.processing.webhooks => None,
-        Some(p) => p.processing.webhook_url.as_deref().or(global),
-        None => global,
+        Some(p) => config.processing.webhook_endpoint(p),
+        None => config.processing.webhook_url.as_deref(),
     }
 }
 

@@ -56,7 +56,8 @@ async fn an_asset_reads_back_with_every_documented_field_and_only_for_its_owner(
     let a = &got.body;
     let expected = json!({"id": id, "owner": "alice", "profile": "default", "key": c.body["key"],
         "filename": "report.pdf", "content_type": "application/pdf", "size": 13, "checksum_sha256": sha256_b64(&bytes),
-        "etag": a["etag"], "metadata": {"case": "42"}, "visibility": "private", "created_at": a["created_at"]});
+        "etag": a["etag"], "metadata": {"case": "42"}, "visibility": "private", "state": "ready", "state_reason": null,
+        "variants": [], "created_at": a["created_at"]});
     assert_eq!((a, a), (&expected, &created));
     assert!(a["etag"].as_str().is_some_and(|e| e.len() > 2 && e.starts_with('"') && e.ends_with('"')), "{}", a["etag"]);
     let age = Utc::now() - parse_time(&a["created_at"]);

@@ -24,6 +24,7 @@ mod post_policy;
 mod quota;
 mod reaper;
 mod request_logs;
+mod scan;
 mod secret_files;
 mod slow_clients;
 mod uploads_put;

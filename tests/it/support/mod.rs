@@ -6,10 +6,12 @@
 
 pub mod app;
 pub mod chaos;
+pub mod clamd;
 pub mod db;
 pub mod multipart;
 pub mod receiver;
 pub mod store;
+pub mod validator;
 
 pub use app::{Call, TestApp, TestOptions};
 pub use store::store;

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use r2_broker::config::Settings;
 use r2_broker::events::{Event, EventType};
 use r2_broker::webhooks::{DeliveryReport, deliver_once};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::receiver::{Received, Receiver};
@@ -32,6 +32,8 @@ fn options(url: &str, max_attempts: u32, profiles: Option<&str>) -> TestOptions 
         s.webhook_backoff_max = Some("1000".into());
         s.webhook_max_attempts = Some(max_attempts.to_string());
         s.webhook_timeout = Some("5".into());
+        // The background worker would deliver too: these tests run the passes themselves.
+        s.jobs = Some("off".into());
     };
     let profiles = profiles.map(str::to_owned);
     TestOptions { profiles, tweak: Some(Box::new(tweak)), ..Default::default() }
@@ -45,7 +47,11 @@ async fn app_for(url: &str, max_attempts: u32, profiles: Option<&str>) -> TestAp
 async fn insert_event(app: &TestApp, owner: &str, profile: &str) -> Event {
     let data = json!({"id": Uuid::now_v7(), "owner": owner, "filename": "cat.png", "state": "ready"});
     let event = Event::new(EventType::AssetReady, &data);
-    r2_broker::db::events::insert(&app.db, owner, profile, &event).await.unwrap();
+    // On a pooled connection, as the workflows write it (`insert` takes deadpool's client).
+    let pg: tokio_postgres::Config = app.database_url.parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(pg, tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager).max_size(1).build().unwrap();
+    r2_broker::db::events::insert(&pool.get().await.unwrap(), owner, profile, &event).await.unwrap();
     event
 }
 
@@ -286,4 +292,36 @@ async fn a_receiver_that_does_not_answer_within_the_timeout_is_a_failed_attempt(
     let error = r.last_error.unwrap_or_default();
     assert!(error.starts_with("no answer within the timeout"), "{error}");
     assert!(r.next_in.is_some_and(|s| s > BACKOFF_SECS * 0.8 - 5.0), "the backoff, not the lease: {:?}", r.next_in);
+}
+
+/// The whole path: `complete` writes `asset.ready` in its transaction, DELETE writes
+/// `asset.deleted`, and the receiver gets both, signed, with the asset as `data`.
+#[tokio::test]
+async fn an_uploaded_asset_is_reported_ready_and_then_deleted() {
+    let receiver = Receiver::start().await;
+    let app = app_for(&receiver.url(), 5, None).await;
+    let asset = app.upload("user_1", "notes.txt", "text/plain", b"hello, receiver").await;
+
+    assert_eq!(deliver(&app).await, report(1, 0, 0, 0));
+    let deleted = app.delete(&format!("/v1/assets/{}", asset["id"].as_str().unwrap()), &app.token("user_1")).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(deliver(&app).await, report(1, 0, 0, 0));
+
+    let got = receiver.received();
+    let verifier = standardwebhooks::Webhook::new(SECRET).unwrap();
+    let events: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            verifier.verify(&r.body, &r.headers).expect("signed");
+            assert_eq!(r.header("webhook-id"), r.json()["id"].as_str().unwrap());
+            r.json()
+        })
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["asset.ready", "asset.deleted"]);
+    for e in &events {
+        assert_eq!((&e["data"]["id"], &e["data"]["owner"]), (&asset["id"], &asset["owner"]), "{e:#}");
+    }
+    assert_eq!(events[0]["data"]["filename"], "notes.txt");
+    assert_eq!(app.count("select count(*) from webhook_events where delivered_at is not null").await, 2);
 }
