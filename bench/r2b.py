@@ -106,7 +106,9 @@ async def call_json(conn, method, target, token, body=None, expect=(200, 201)):
     return json.loads(data) if data else None
 
 
-SMALL = b"r2-broker bench!"  # 16 bytes: what every fixture object holds
+# 16 bytes: what every fixture object holds. It starts as a JPEG does (SOI, APP0), so the
+# `sniffed` profile's content check in `complete` passes it as the image/jpeg it declares.
+SMALL = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00r2b!!"
 
 
 async def put_object(conns: dict, intent: dict, body: bytes = SMALL):
@@ -119,8 +121,11 @@ async def put_object(conns: dict, intent: dict, body: bytes = SMALL):
         raise SystemExit(f"r2b.py: PUT to the store -> {status} {data[:400]!r}")
 
 
-def put_body(size: int = len(SMALL), name: str = "photo.jpg"):
-    return {"filename": name, "content_type": "image/jpeg", "size": size, "method": "put"}
+def put_body(size: int = len(SMALL), name: str = "photo.jpg", profile=None):
+    body = {"filename": name, "content_type": "image/jpeg", "size": size, "method": "put"}
+    if profile:
+        body["profile"] = profile
+    return body
 
 
 # ----------------------------------------------------------------------------- setup
@@ -155,8 +160,9 @@ async def setup(base, token, out, parts_size):
     print(json.dumps(fixtures))
 
 
-async def prepare_complete(base, token, n, out, conc=16):
-    """N put intents (batches of 100) with their 16 bytes uploaded; ids to OUT, one a line."""
+async def prepare_complete(base, token, n, out, conc=16, profile=None):
+    """N put intents (batches of 100) with their 16 bytes uploaded; ids to OUT, one a line.
+    PROFILE: the intents' profile (default: none, the `default` profile)."""
     host, port, _ = split_url(base)
     intents = []
     batches = [min(100, n - i) for i in range(0, n, 100)]
@@ -165,7 +171,7 @@ async def prepare_complete(base, token, n, out, conc=16):
         c = Conn(host, port)
         while queue:
             k = queue.pop()
-            body = {"uploads": [put_body() for _ in range(k)]}
+            body = {"uploads": [put_body(profile=profile) for _ in range(k)]}
             res = await call_json(c, "POST", "/v1/uploads/batch", token, body, expect=(200,))
             for r in res["results"]:
                 if "upload" not in r:
@@ -477,7 +483,7 @@ def main(argv):
     if cmd == "setup":
         asyncio.run(setup(a[0], a[1], a[2], int(os.environ.get("PARTS_SIZE", 2 * 1024**3))))
     elif cmd == "prepare-complete":
-        asyncio.run(prepare_complete(a[0], a[1], int(a[2]), a[3]))
+        asyncio.run(prepare_complete(a[0], a[1], int(a[2]), a[3], profile=a[4] if len(a) > 4 else None))
     elif cmd == "complete":
         complete(a[0], a[1], a[2], int(a[3]), int(a[4]), int(a[5]), a[6])
     elif cmd == "sample":

@@ -26,7 +26,7 @@
 #   DURATION [10] s per run   CONCURRENCY ["1 16 64"]   REPEATS [3]   WARMUP [3] s per scenario
 #   REQUEST_TIMEOUT [5s]
 #   SCENARIOS ["create-put create-put-owners create-multipart parts-1 parts-100 download-url complete
-#              complete-repeat mixed"]
+#              complete-sniff complete-repeat mixed"] (complete-sniff: complete in a profile that sniffs)
 #   SERVER_CPUS [0]     taskset CPU list for the broker ("" = unpinned)
 #   LOADGEN_CPUS [1]    taskset CPU list for oha / r2b.py ("" = unpinned)
 #   BROKER_WORKERS [1]  actix workers of the broker (BROKER_DB_POOL_SIZE: the broker's default)
@@ -79,7 +79,7 @@ CONCURRENCY="${CONCURRENCY//,/ }"
 REPEATS="${REPEATS:-3}"
 WARMUP="${WARMUP:-3}"
 REQUEST_TIMEOUT="${REQUEST_TIMEOUT:-5s}"
-SCENARIOS="${SCENARIOS:-create-put create-put-owners create-multipart parts-1 parts-100 download-url complete complete-repeat mixed}"
+SCENARIOS="${SCENARIOS:-create-put create-put-owners create-multipart parts-1 parts-100 download-url complete complete-sniff complete-repeat mixed}"
 OWNERS="${OWNERS:-1000}"
 SERVER_CPUS="${SERVER_CPUS-0}"
 LOADGEN_CPUS="${LOADGEN_CPUS-1}"
@@ -122,6 +122,9 @@ scale) RD="${RESULTS_DIR:-$BENCH_DIR/results/$STAMP-scale}" ;;
 esac
 RUN="$BENCH_DIR/run"
 mkdir -p "$RD/raw" "$RUN"
+# `complete-sniff` completes intents of this profile: its type rule turns content sniffing on
+# (one ranged GET of the first 4 KiB in `complete`); `complete` uses the default profile.
+printf '[profiles.sniffed]\nallowed_content_types = ["image/jpeg"]\n' >"$RUN/profiles.toml"
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -233,7 +236,7 @@ start_broker() {
             S3_ACCESS_KEY_ID="$S3_KEY" S3_SECRET_ACCESS_KEY="$S3_SECRET" \
             JWT_SECRET="$JWT_SECRET" BROKER_WORKERS="$workers" \
             BROKER_DEFAULT_QUOTA_BYTES="$HUGE" BROKER_DEFAULT_QUOTA_OBJECTS="$HUGE" \
-            RUST_LOG="$BROKER_RUST_LOG" \
+            RUST_LOG="$BROKER_RUST_LOG" BROKER_PROFILES="$RUN/profiles.toml" \
             setsid "${pin[@]}" "$BIN" serve </dev/null >>"$RD/broker-$name.log" 2>&1 &
         BROKER_PID=$!
         echo "$BROKER_PID" >>"$PIDFILE"
@@ -424,10 +427,12 @@ run_matrix() {
     make_fixtures "$BASE"
 
     local s n_conc=0 c rep need=0 ids="$RD/complete.ids" next=0
+    local need_sniff=0 ids_sniff="$RD/complete-sniff.ids" next_sniff=0
     for c in $CONCURRENCY; do n_conc=$((n_conc + 1)); done
     for s in $SCENARIOS; do
         case "$s" in
         complete) need=$((COMPLETE_WARMUP + COMPLETE_N * n_conc * REPEATS)) ;;
+        complete-sniff) need_sniff=$((COMPLETE_WARMUP + COMPLETE_N * n_conc * REPEATS)) ;;
         mixed) local e; for e in $MIX; do preflight "${e%:*}" "$BASE"; done ;;
         *) preflight "$s" "$BASE" ;;
         esac
@@ -435,6 +440,11 @@ run_matrix() {
     if ((need > 0)); then
         log "complete: preparing $need put intents with their bytes uploaded to s3s-fs"
         python3 "$R2B_PY" prepare-complete "$BASE" "$JWT" "$need" "$ids" >/dev/null || die "prepare-complete failed"
+    fi
+    if ((need_sniff > 0)); then
+        log "complete-sniff: preparing $need_sniff put intents of the sniffed profile"
+        python3 "$R2B_PY" prepare-complete "$BASE" "$JWT" "$need_sniff" "$ids_sniff" sniffed >/dev/null ||
+            die "prepare-complete (sniffed) failed"
     fi
     local rss_before
     rss_before="$(awk '/^VmRSS:/{print $2}' "/proc/$bpid/status")"
@@ -447,6 +457,10 @@ run_matrix() {
                 log "warm-up complete: $COMPLETE_WARMUP ids c=16"
                 "${LPIN[@]}" python3 "$R2B_PY" complete "$BASE" "$JWT" "$ids" 0 "$COMPLETE_WARMUP" 16 "$RD/raw/warmup-complete.json"
                 next=$COMPLETE_WARMUP ;;
+            complete-sniff)
+                log "warm-up complete-sniff: $COMPLETE_WARMUP ids c=16"
+                "${LPIN[@]}" python3 "$R2B_PY" complete "$BASE" "$JWT" "$ids_sniff" 0 "$COMPLETE_WARMUP" 16 "$RD/raw/warmup-complete-sniff.json"
+                next_sniff=$COMPLETE_WARMUP ;;
             mixed) ;;
             *)
                 log "warm-up $s ${WARMUP}s c=16"
@@ -455,7 +469,7 @@ run_matrix() {
             esac
         done
     else
-        next=$COMPLETE_WARMUP
+        next=$COMPLETE_WARMUP next_sniff=$COMPLETE_WARMUP
     fi
 
     echo "$RUNS_HEADER" >"$RD/runs.tsv"
@@ -473,6 +487,9 @@ run_matrix() {
                 complete)
                     "${LPIN[@]}" python3 "$R2B_PY" complete "$BASE" "$JWT" "$ids" "$next" "$COMPLETE_N" "$c" "$RD/$f"
                     next=$((next + COMPLETE_N)) ;;
+                complete-sniff)
+                    "${LPIN[@]}" python3 "$R2B_PY" complete "$BASE" "$JWT" "$ids_sniff" "$next_sniff" "$COMPLETE_N" "$c" "$RD/$f"
+                    next_sniff=$((next_sniff + COMPLETE_N)) ;;
                 mixed)
                     run_mixed "$c" "raw/mixed-c$c-r$rep" || log "warning: an oha of mixed failed"
                     f="$MIX_JSONS" comps="$MIX_NAMES" ;;

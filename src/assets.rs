@@ -89,7 +89,8 @@ pub async fn delete(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error
         state.store.delete(&variant.key).await?;
     }
     state.store.delete(&row.key).await?;
-    let event = state.config.profiles.get(&row.profile).is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some());
+    let event =
+        state.config.profiles.get(&row.profile).is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some());
     crate::db::assets::delete(&state.db, owner, id, event).await?;
     Ok(())
 }
@@ -186,7 +187,9 @@ pub fn location(state: &AppState, asset: &AssetRow) -> String {
 fn check_ready(row: &AssetRow) -> Result<(), Error> {
     match row.state {
         AssetState::Ready => Ok(()),
-        AssetState::Processing => Err(Error::invalid_state("the asset is still processing; try again when it is ready")),
+        AssetState::Processing => {
+            Err(Error::invalid_state("the asset is still processing; try again when it is ready"))
+        }
         AssetState::Quarantined => Err(Error::invalid_state("the asset is quarantined: a scanner flagged it")),
         AssetState::Rejected => Err(Error::invalid_state("the asset was rejected; its object is gone")),
     }

@@ -333,7 +333,11 @@ impl Settings {
 impl Config {
     /// The profiles whose events are written (an endpoint is configured for them).
     pub fn event_profiles(&self) -> Vec<&str> {
-        self.profiles.iter().filter(|p| self.processing.webhook_endpoint(p).is_some()).map(|p| p.name.as_str()).collect()
+        self.profiles
+            .iter()
+            .filter(|p| self.processing.webhook_endpoint(p).is_some())
+            .map(|p| p.name.as_str())
+            .collect()
     }
 
     /// A one-line description for the start-up log: no secrets, no password.

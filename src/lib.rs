@@ -256,13 +256,12 @@ pub async fn work(config: Config) -> anyhow::Result<()> {
     let state = build_state(config).await?;
     let tasks = spawn_workers(&state)?;
     let ops_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new().app_data(web::Data::new(ops_state.clone())).configure(http::ops_routes)
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(&state.config.listen)
-    .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
+    let server =
+        HttpServer::new(move || App::new().app_data(web::Data::new(ops_state.clone())).configure(http::ops_routes))
+            .workers(1)
+            .disable_signals()
+            .bind(&state.config.listen)
+            .map_err(|e| anyhow::anyhow!("BROKER_LISTEN: cannot listen on {}: {e}", state.config.listen))?;
     let port = server.addrs().first().map_or(0, |a| a.port());
     let server = server.run();
     let handle = server.handle();

@@ -89,8 +89,7 @@ fn compatible(found: &str, declared: &str) -> bool {
 }
 
 fn is_markup_type(essence: &str) -> bool {
-    matches!(essence, "text/html" | "text/xml" | "image/svg+xml" | "application/xhtml+xml")
-        || essence.ends_with("+xml")
+    matches!(essence, "text/html" | "text/xml" | "image/svg+xml" | "application/xhtml+xml") || essence.ends_with("+xml")
 }
 
 /// What `infer` finds in bytes declared as text, when it is not text at all: a known

@@ -3,8 +3,8 @@
 //! statement: store cleanup happens between them, on rows leased by [`claim_to_clean`]
 //! (src/background.rs), never inside a transaction.
 
-use super::uploads::UploadRow;
 use super::events::expired_events;
+use super::uploads::UploadRow;
 use super::{Db, DbError};
 
 /// Expires up to $1 pending intents past their deadline and releases their reservations

@@ -154,7 +154,9 @@ impl Worker {
                     }
                     None => self.settle(&asset, Outcome::Ready(variants.as_deref()), "ready", event).await,
                 },
-                StepResult::Flagged(reason) => self.settle(&asset, Outcome::Quarantined(&reason), "quarantined", event).await,
+                StepResult::Flagged(reason) => {
+                    self.settle(&asset, Outcome::Quarantined(&reason), "quarantined", event).await
+                }
                 StepResult::Refused(reason) => {
                     // The object goes first: a failure here leaves the asset processing and
                     // the job due again, never a rejected record whose object stays.

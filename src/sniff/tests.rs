@@ -31,12 +31,19 @@ fn matching_signatures_pass() {
 
 #[test]
 fn html_declared_as_an_image_is_refused_with_what_it_is() {
-    for page in [&b"<!DOCTYPE html><html><body>hi"[..], b"\xef\xbb\xbf  \n<html>", b"<script>alert(1)</script>", b"<HTML >x"]
+    for page in
+        [&b"<!DOCTYPE html><html><body>hi"[..], b"\xef\xbb\xbf  \n<html>", b"<script>alert(1)</script>", b"<HTML >x"]
     {
         assert_eq!(check("image/png", page), Err("content is text/html, declared image/png".into()), "{page:?}");
     }
-    assert_eq!(check("image/jpeg", b"<svg xmlns='http://www.w3.org/2000/svg'>"), Err("content is image/svg+xml, declared image/jpeg".into()));
-    assert_eq!(check("application/octet-stream", b"<?xml version='1.0'?><x/>"), Err("content is text/xml, declared application/octet-stream".into()));
+    assert_eq!(
+        check("image/jpeg", b"<svg xmlns='http://www.w3.org/2000/svg'>"),
+        Err("content is image/svg+xml, declared image/jpeg".into())
+    );
+    assert_eq!(
+        check("application/octet-stream", b"<?xml version='1.0'?><x/>"),
+        Err("content is text/xml, declared application/octet-stream".into())
+    );
     // `<a` needs a space or `>` after it: `<abc` is no HTML tag.
     assert_eq!(check("application/octet-stream", b"<abc"), Ok(()));
 }

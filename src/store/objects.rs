@@ -13,7 +13,8 @@ impl Store {
         if n == 0 {
             return Ok(Some(Vec::new()));
         }
-        let res = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes=0-{}", n - 1)).send().await;
+        let res =
+            self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes=0-{}", n - 1)).send().await;
         let out = match res {
             Ok(out) => out,
             // 416: an empty object has no byte 0.

@@ -18,6 +18,7 @@ mod downloads;
 mod errors;
 mod hostile_input;
 mod jwks;
+mod lifecycle;
 mod multipart;
 mod ops;
 mod post_policy;

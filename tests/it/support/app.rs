@@ -35,6 +35,9 @@ pub fn base_settings(database_url: &str) -> Settings {
         // Off unless a test turns it on (tests/it/auto_confirm.rs): a test that PUTs and then
         // completes must see its own `complete` do the work.
         confirm_interval: Some("0".into()),
+        // Asset jobs and webhook deliveries run when a test runs a pass itself
+        // (`jobs::Worker::run_once`, `webhooks::deliver_once`), never behind its back.
+        jobs: Some("off".into()),
         ..Default::default()
     }
 }
