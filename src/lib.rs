@@ -75,6 +75,8 @@ pub mod uploads;
 pub mod usage;
 /// Image variants: bounded decode, orientation, resize, encode.
 pub mod variants;
+/// Signed webhook delivery (Standard Webhooks), retries, and the admin side of the outbox.
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub job_seconds: HistogramVec,
     pub job_outcomes: IntCounterVec,
     pub jobs_due: IntGauge,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_delivery_seconds: Histogram,
+    pub webhook_events_due: IntGauge,
 }
 
 impl Metrics {
@@ -80,6 +83,21 @@ impl Metrics {
         registry.register(Box::new(sniff_seconds.clone()))?;
         registry.register(Box::new(job_seconds.clone()))?;
         registry.register(Box::new(jobs_due.clone()))?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by outcome (delivered, failed_attempt, gave_up, error: not recorded)",
+            ),
+            &["outcome"],
+        )?;
+        let webhook_delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new("webhook_delivery_duration_seconds", "Time of one webhook POST, until its answer")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )?;
+        let webhook_events_due = IntGauge::new(
+            "webhook_events_due",
+            "Webhook events due for delivery, as the last delivery pass left them",
+        )?;
         for c in [
             &http_requests,
             &intents_created,
@@ -88,9 +106,12 @@ impl Metrics {
             &reaper_actions,
             &confirm_checks,
             &job_outcomes,
+            &webhook_deliveries,
         ] {
             registry.register(Box::new(c.clone()))?;
         }
+        registry.register(Box::new(webhook_delivery_seconds.clone()))?;
+        registry.register(Box::new(webhook_events_due.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(bytes_reserved.clone()))?;
         registry.register(Box::new(uploads_completed.clone()))?;
@@ -109,6 +130,9 @@ impl Metrics {
             job_seconds,
             job_outcomes,
             jobs_due,
+            webhook_deliveries,
+            webhook_delivery_seconds,
+            webhook_events_due,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The reaper: expires pending intents past their deadline (releasing quota), removes what
 //! the store still holds for ended intents (objects written but never completed,
-//! multipart uploads), and forgets idempotency keys after 24 hours. It runs in the
-//! background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
+//! multipart uploads), forgets idempotency keys after 24 hours and delivered webhook events
+//! after 7 days. It runs in the background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
 //! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`, and the rows
 //! being cleaned are leased: src/background.rs). Its times are compared in SQL (`now()`),
 //! so tests move rows' deadlines into the past rather than wait.
@@ -31,6 +31,8 @@ pub struct Report {
     pub cleaned: i64,
     pub clean_failures: i64,
     pub keys_forgotten: u64,
+    /// Webhook events delivered more than 7 days ago, deleted.
+    pub webhooks_forgotten: i64,
 }
 
 /// One pass over everything due.
@@ -71,11 +73,19 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
             break;
         }
     }
+    for _ in 0..MAX_BATCHES {
+        let n = crate::db::webhooks::forget_delivered(&state.db, 1000).await?;
+        report.webhooks_forgotten += n;
+        if n < 1000 {
+            break;
+        }
+    }
     let m = &state.metrics.reaper_actions;
     m.with_label_values(&["expired"]).inc_by(report.expired as u64);
     m.with_label_values(&["cleaned"]).inc_by(report.cleaned as u64);
     m.with_label_values(&["clean_failed"]).inc_by(report.clean_failures as u64);
     m.with_label_values(&["keys_forgotten"]).inc_by(report.keys_forgotten);
+    m.with_label_values(&["webhooks_forgotten"]).inc_by(report.webhooks_forgotten as u64);
     state.metrics.uploads_ended.with_label_values(&["expired"]).inc_by(report.expired as u64);
     if report != Report::default() {
         tracing::info!(?report, "reaper pass");

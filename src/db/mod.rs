@@ -15,6 +15,7 @@ pub mod owners;
 pub mod reaper;
 pub mod tls;
 pub mod uploads;
+pub mod webhooks;
 
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -352,6 +353,17 @@ pub const ALL_STATEMENTS: &[&str] = &[
     doctor::CONNECTION_INFO,
     doctor::HISTORY_EXISTS,
     doctor::APPLIED_MIGRATIONS,
+    webhooks::CLAIM_DUE,
+    webhooks::MARK_DELIVERED,
+    webhooks::RECORD_FAILURE,
+    webhooks::GIVE_UP,
+    webhooks::COUNT_DUE,
+    webhooks::LIST_FAILED,
+    webhooks::GET_EVENT,
+    webhooks::RETRY,
+    webhooks::RETRY_FAILED,
+    webhooks::ANY_FAILED,
+    webhooks::FORGET_DELIVERED,
 ];
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod shedding;
 pub mod target;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Route, web};
@@ -77,6 +78,9 @@ fn caller_table() -> Table {
         ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
         ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
         ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
+        ("/v1/admin/webhooks/failed", vec![("GET", get().to(webhooks::list_failed_webhooks))]),
+        ("/v1/admin/webhooks/retry-failed", vec![("POST", post().to(webhooks::retry_failed_webhooks))]),
+        ("/v1/admin/webhooks/{owner}/{id}/retry", vec![("POST", post().to(webhooks::retry_webhook))]),
         // Uppy (`@uppy/aws-s3` 4.x/5.x, Companion mode): http/companion.rs.
         ("/v1/companion/s3/params", vec![("GET", get().to(companion::get_upload_parameters))]),
         ("/v1/companion/s3/multipart", vec![("POST", post().to(companion::create_multipart))]),

@@ -29,3 +29,4 @@ mod scan;
 mod secret_files;
 mod slow_clients;
 mod uploads_put;
+mod webhooks;

@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod clamd;
 pub mod db;
 pub mod multipart;
+pub mod receiver;
 pub mod store;
 pub mod validator;
 
