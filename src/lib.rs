@@ -250,7 +250,7 @@ fn app(
 fn spawn_workers(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let every = state.config.processing.job_interval;
     let jobs = jobs::Worker::new(state.clone())?;
-    Ok(vec![tokio::spawn(jobs.run_forever(every))])
+    Ok(vec![tokio::spawn(jobs.run_forever(every)), tokio::spawn(webhooks::run_forever(state.clone(), every))])
 }
 
 /// `r2-broker worker`: the asset jobs and webhook deliveries without the API (run it
