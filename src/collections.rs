@@ -31,26 +31,33 @@ pub struct NewCollection {
     pub owner: Option<String>,
 }
 
-/// `PATCH /v1/collections/{id}`: absent fields stay; `null` clears `description` and the
-/// limits.
+/// `PATCH /v1/collections/{id}`: the fields given change, the others stay; `remove` names
+/// optional fields to clear (`description`, `max_bytes`, `max_objects`), since no request
+/// field is nullable (openapi.yaml "Conventions").
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionPatch {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
     #[serde(default)]
     pub visibility: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub max_bytes: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "present")]
-    pub max_objects: Option<Option<i64>>,
+    #[serde(default)]
+    pub max_bytes: Option<i64>,
+    #[serde(default)]
+    pub max_objects: Option<i64>,
+    #[serde(default)]
+    pub remove: Vec<Removable>,
 }
 
-/// A field that is present, `null` included (`Some(None)`); absent is `None` (the default).
-fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+/// The optional fields a PATCH can clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removable {
+    Description,
+    MaxBytes,
+    MaxObjects,
 }
 
 fn check(f: &CollectionFields<'_>) -> Result<(), Error> {
@@ -108,22 +115,32 @@ pub async fn list(
 /// uploads are refused until it has room again.
 pub async fn update(state: &AppState, owner: &str, id: Uuid, patch: CollectionPatch) -> Result<CollectionRow, Error> {
     let current = get(state, owner, id).await?;
+    let cleared = |f: Removable| patch.remove.contains(&f);
+    let both = |f: &str, given: bool, removed: bool| {
+        if given && removed { Err(Error::invalid(format!("remove: {f} is also given a value"))) } else { Ok(()) }
+    };
+    both("description", patch.description.is_some(), cleared(Removable::Description))?;
+    both("max_bytes", patch.max_bytes.is_some(), cleared(Removable::MaxBytes))?;
+    both("max_objects", patch.max_objects.is_some(), cleared(Removable::MaxObjects))?;
+    let keep = |given: Option<i64>, removed: bool, now: Option<i64>| if removed { None } else { given.or(now) };
+    let description = if cleared(Removable::Description) {
+        None
+    } else {
+        patch.description.as_deref().or(current.description.as_deref())
+    };
     let fields = CollectionFields {
         name: patch.name.as_deref().unwrap_or(&current.name),
-        description: match &patch.description {
-            Some(d) => d.as_deref(),
-            None => current.description.as_deref(),
-        },
+        description,
         visibility: visibility(patch.visibility.as_deref(), current.visibility)?,
-        max_bytes: patch.max_bytes.unwrap_or(current.max_bytes),
-        max_objects: patch.max_objects.unwrap_or(current.max_objects),
+        max_bytes: keep(patch.max_bytes, cleared(Removable::MaxBytes), current.max_bytes),
+        max_objects: keep(patch.max_objects, cleared(Removable::MaxObjects), current.max_objects),
     };
     check(&fields)?;
     crate::db::collections::update(&state.db, owner, id, &fields).await?.ok_or(Error::NotFound)
 }
 
 /// What a delete did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Deleted {
     /// Gone (or was never there).
     Done,

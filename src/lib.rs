@@ -18,6 +18,8 @@ pub mod auth;
 mod background;
 /// `r2-broker healthcheck`: the container health probe (plain HTTP over std).
 pub mod cli_healthcheck;
+/// Collections: named groups of assets with their own limits.
+pub mod collections;
 /// Settings from flags / environment, validated into `Config`.
 pub mod config;
 /// Background confirmation of uploads whose client never calls `complete` (Uppy, dead phones).
@@ -35,10 +37,10 @@ pub mod error;
 pub mod events;
 /// Routes, extractor configuration, handlers, middleware.
 pub mod http;
-/// The one spelling of an id the API accepts (paths and bodies).
-pub mod ids;
 /// `Idempotency-Key`: claim, replay, wait or refuse, and keep the answer.
 pub mod idempotency;
+/// The one spelling of an id the API accepts (paths and bodies).
+pub mod ids;
 /// The asset job worker: scans and image variants between `complete` and `ready`.
 pub mod jobs;
 /// Object key construction.
@@ -198,7 +200,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 fn cors(origins: &[String]) -> actix_cors::Cors {
     use actix_web::http::header;
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         // `accept` is safelisted, but listed anyway: Uppy sends it on every call.
         .allowed_headers([
             header::AUTHORIZATION,

@@ -1,12 +1,15 @@
 //! The reaper: expires pending intents past their deadline (releasing quota), removes what
 //! the store still holds for ended intents (objects written but never completed,
-//! multipart uploads), forgets idempotency keys after 24 hours and delivered webhook events
-//! after 7 days. It runs in the background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
+//! multipart uploads), deletes assets past their profile's retention and goes on with
+//! collection purges cut short, forgets idempotency keys after 24 hours and delivered
+//! webhook events after 7 days. It runs in the background every `BROKER_REAPER_INTERVAL` seconds and once as `r2-broker reap`; several
 //! replicas may run it at once (the statements use `FOR UPDATE SKIP LOCKED`, and the rows
 //! being cleaned are leased: src/background.rs). Its times are compared in SQL (`now()`),
 //! so tests move rows' deadlines into the past rather than wait.
 
 use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use crate::background::{Batches, Item, Verdict};
 use crate::db::uploads::UploadRow;
@@ -33,6 +36,11 @@ pub struct Report {
     pub keys_forgotten: u64,
     /// Webhook events delivered more than 7 days ago, deleted.
     pub webhooks_forgotten: i64,
+    /// Assets past their retention, deleted (objects, records, usage).
+    pub retention_deleted: u64,
+    pub retention_failures: u64,
+    /// Collection purges worked on (finished or not).
+    pub purges: u64,
 }
 
 /// One pass over everything due.
@@ -66,6 +74,11 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
         Err(_) => Verdict::Failed,
     };
     cleanup(state).run(&state.db, claim, clean, judge, record).await?;
+    retention(state, &mut report).await?;
+    for (owner, id) in crate::db::collections::purging(&state.db, 10).await? {
+        crate::collections::purge_some(state, &owner, id, crate::collections::PURGE_BUDGET).await?;
+        report.purges += 1;
+    }
     for _ in 0..MAX_BATCHES {
         let n = crate::db::reaper::forget_keys(&state.db, 1000).await?;
         report.keys_forgotten += n;
@@ -86,11 +99,44 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     m.with_label_values(&["clean_failed"]).inc_by(report.clean_failures as u64);
     m.with_label_values(&["keys_forgotten"]).inc_by(report.keys_forgotten);
     m.with_label_values(&["webhooks_forgotten"]).inc_by(report.webhooks_forgotten as u64);
+    m.with_label_values(&["retention_deleted"]).inc_by(report.retention_deleted);
+    m.with_label_values(&["retention_failed"]).inc_by(report.retention_failures);
+    m.with_label_values(&["purges"]).inc_by(report.purges);
     state.metrics.uploads_ended.with_label_values(&["expired"]).inc_by(report.expired as u64);
     if report != Report::default() {
         tracing::info!(?report, "reaper pass");
     }
     Ok(report)
+}
+
+/// Assets past their profile's retention go as `DELETE /v1/assets/{id}` takes them (objects
+/// first, then the record, usage and `asset.deleted`), in bounded batches, 8 at once. A
+/// store outage ends the pass (503-like: the next pass goes on); another failure is logged
+/// and the asset is tried again next pass.
+async fn retention(state: &AppState, report: &mut Report) -> Result<(), Error> {
+    for _ in 0..10 {
+        let due = crate::db::assets::expired(&state.db, BATCH).await?;
+        let n = due.len() as i64;
+        let results: Vec<Result<(), Error>> = futures_util::stream::iter(due)
+            .map(|(owner, id)| async move { crate::assets::delete(state, &owner, id).await })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(()) => report.retention_deleted += 1,
+                Err(e @ Error::Unavailable { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "deleting an asset past its retention failed");
+                    report.retention_failures += 1;
+                }
+            }
+        }
+        if n < BATCH || report.retention_failures > 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The background loop; errors are logged and the next pass tries again. Each pass also

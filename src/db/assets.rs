@@ -148,6 +148,14 @@ pub async fn list(db: &Db, owner: &str, q: &Listing<'_>) -> Result<Vec<AssetRow>
     rows(found)
 }
 
+/// Up to $1 assets past their retention (`expires_at`), soonest first.
+pub const EXPIRED: &str = "select owner, id from assets where expires_at <= now() order by expires_at limit $1";
+
+pub async fn expired(db: &Db, batch: i64) -> Result<Vec<(String, Uuid)>, DbError> {
+    let rows = db.query(EXPIRED, &[&batch]).await?;
+    Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, tokio_postgres::Error>>()?)
+}
+
 /// Deletes the record (and its job, if it was still processing) and gives its bytes back
 /// to the owner's usage, in one statement; a rejected asset's usage was released when it
 /// was rejected.

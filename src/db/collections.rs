@@ -131,7 +131,12 @@ pub const UPDATE_COLLECTION: &str = concat!(
     collection_columns!()
 );
 
-pub async fn update(db: &Db, owner: &str, id: Uuid, f: &CollectionFields<'_>) -> Result<Option<CollectionRow>, DbError> {
+pub async fn update(
+    db: &Db,
+    owner: &str,
+    id: Uuid,
+    f: &CollectionFields<'_>,
+) -> Result<Option<CollectionRow>, DbError> {
     one(db
         .query_opt(
             UPDATE_COLLECTION,
@@ -169,6 +174,15 @@ pub const DELETE_EMPTY: &str =
 
 pub async fn delete_empty(db: &Db, owner: &str, id: Uuid) -> Result<bool, DbError> {
     Ok(db.execute(DELETE_EMPTY, &[&owner, &id]).await? > 0)
+}
+
+/// Up to $1 collections whose purge started and did not finish, longest waiting first.
+pub const PURGING: &str =
+    "select owner, id from collections where deleting_at is not null order by deleting_at limit $1";
+
+pub async fn purging(db: &Db, batch: i64) -> Result<Vec<(String, Uuid)>, DbError> {
+    let rows = db.query(PURGING, &[&batch]).await?;
+    Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Up to $3 pending uploads into the collection (a purge aborts them).

@@ -323,6 +323,8 @@ pub const ALL_STATEMENTS: &[&str] = &[
     collections::START_PURGE,
     collections::DELETE_EMPTY,
     collections::PENDING_UPLOADS,
+    collections::PURGING,
+    assets::EXPIRED,
     collections::ASSETS_IN,
     jobs::CLAIM_JOBS,
     jobs::COUNT_DUE,

@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod caller;
+pub mod collections;
 pub mod companion;
 pub mod dev_pages;
 pub mod error_response;
@@ -59,7 +60,7 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
 /// `/v1/companion/s3/multipart/{uploadId}/complete` come before their `{id}` /
 /// `{partNumber}` siblings so they match first.
 fn caller_table() -> Table {
-    use actix_web::web::{delete, get, post, put};
+    use actix_web::web::{delete, get, patch, post, put};
     vec![
         ("/v1/uploads", vec![("POST", post().to(uploads::create_upload))]),
         ("/v1/uploads/batch", vec![("POST", post().to(uploads::create_upload_batch))]),
@@ -76,6 +77,18 @@ fn caller_table() -> Table {
         ("/v1/assets/download-urls", vec![("POST", post().to(assets::get_download_urls))]),
         ("/v1/assets/{id}", vec![("GET", get().to(assets::get_asset)), ("DELETE", delete().to(assets::delete_asset))]),
         ("/v1/assets/{id}/download-url", vec![("GET", get().to(assets::get_download_url))]),
+        (
+            "/v1/collections",
+            vec![("POST", post().to(collections::create_collection)), ("GET", get().to(collections::list_collections))],
+        ),
+        (
+            "/v1/collections/{id}",
+            vec![
+                ("GET", get().to(collections::get_collection)),
+                ("PATCH", patch().to(collections::update_collection)),
+                ("DELETE", delete().to(collections::delete_collection)),
+            ],
+        ),
         ("/v1/usage", vec![("GET", get().to(usage::get_usage))]),
         ("/v1/admin/owners/{owner}/quota", vec![("PUT", put().to(usage::set_quota))]),
         ("/v1/admin/webhooks/failed", vec![("GET", get().to(webhooks::list_failed_webhooks))]),

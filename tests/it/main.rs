@@ -9,6 +9,7 @@ mod auth;
 mod auto_confirm;
 mod batch_idempotency;
 mod chaos;
+mod collections;
 mod companion;
 mod db_tls;
 mod deadlines;
