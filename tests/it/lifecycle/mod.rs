@@ -3,6 +3,7 @@
 //! the job worker as its own process.
 
 mod scanning;
+mod variants;
 mod sniffing;
 mod worker_process;
 
