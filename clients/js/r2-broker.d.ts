@@ -73,7 +73,25 @@ export interface Asset {
   etag: string;
   metadata: Record<string, string>;
   visibility: "private" | "public";
+  /** `processing` while the profile's scanners and image variants run; download URLs come once `ready`. */
+  state: "processing" | "ready" | "rejected" | "quarantined";
+  /** Why it is `rejected` or `quarantined`. */
+  state_reason: string | null;
+  variants: Variant[];
+  collection: string | null;
+  /** When its profile's retention deletes it. */
+  expires_at: string | null;
   created_at: string;
+}
+
+/** An image variant the broker made (`download-url?variant=<name>` serves it). */
+export interface Variant {
+  name: string;
+  key: string;
+  content_type: "image/jpeg" | "image/webp";
+  width: number;
+  height: number;
+  size: number;
 }
 
 export interface Progress {
@@ -135,6 +153,8 @@ export interface UploadOptions extends ClientOptions {
   profile?: string;
   /** Flat string metadata kept on the asset (at most 2,048 bytes as JSON). */
   metadata?: Record<string, string>;
+  /** One of the owner's collections (its id): its limits apply too, and the asset is listed in it. */
+  collection?: string;
   /** Defaults to `file.name` (then "upload"). */
   filename?: string;
   /** Defaults to `file.type`, then a guess from the extension, then application/octet-stream. */

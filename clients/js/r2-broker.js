@@ -474,7 +474,7 @@ function describe(file, opts) {
   const type = opts.contentType ?? (file.type || TYPES[ext] || "application/octet-stream");
   const profile = opts.profile ?? "default";
   // The fingerprint: what identifies "the same file" after a reload.
-  const resumeKey = ["r2b", opts.baseUrl.replace(/\/+$/, ""), profile, name, file.size, file.lastModified ?? "", type].join("|");
+  const resumeKey = ["r2b", opts.baseUrl.replace(/\/+$/, ""), profile, opts.collection ?? "", name, file.size, file.lastModified ?? "", type].join("|");
   return { name, type, profile, resumeKey };
 }
 
@@ -550,6 +550,7 @@ async function attempt(ctx, st, file, info, progress, record, resumable) {
 async function createIntent(ctx, st, file, info) {
   const body = { filename: info.name, content_type: info.type, size: file.size };
   if (ctx.profile) body.profile = ctx.profile;
+  if (ctx.collection) body.collection = ctx.collection;
   if (ctx.metadata) body.metadata = ctx.metadata;
   if (ctx.method) body.method = ctx.method;
   if ((ctx.method ?? "put") === "put" && file.size <= ctx.checksumMaxSize) {

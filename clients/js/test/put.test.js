@@ -58,3 +58,19 @@ test("put: a zero-byte file and a type guessed from the extension", async () => 
   assert.deepEqual(events, [{ loaded: 0, total: 0 }]);
   await b.assertStored(token, asset, Buffer.alloc(0));
 });
+
+test("put: an upload into a collection is listed in it and counted in its usage", async () => {
+  const { token } = b.newOwner("coll");
+  const shoot = await b.api(token, "POST", "/v1/collections", { name: "Shoot", max_objects: 1 });
+  const { file, bytes } = b.makeFile(4096, "one.jpg", "image/jpeg");
+
+  const asset = await upload(file, { baseUrl: b.API, getToken: () => token, collection: shoot.id });
+
+  assert.equal(asset.collection, shoot.id);
+  assert.equal(asset.state, "ready");
+  const got = await b.api(token, "GET", `/v1/collections/${shoot.id}`);
+  assert.deepEqual(got.usage, { used_bytes: bytes.length, used_objects: 1, reserved_bytes: 0, reserved_objects: 0 });
+  // Full now: the next one is refused as over quota, before any byte moves.
+  const { file: second } = b.makeFile(10, "two.jpg", "image/jpeg");
+  await assert.rejects(upload(second, { baseUrl: b.API, getToken: () => token, collection: shoot.id }), (e) => e.code === "quota_exceeded");
+});
