@@ -66,9 +66,10 @@ export async function assertStored(token, asset, bytes, { contentType } = {}) {
   return recorded;
 }
 
-/** Random bytes and a File holding them. */
+/** Random bytes (random letters for a text/* type: profiles that restrict types sniff the
+ * content at complete, and random bytes are no text) and a File holding them. */
 export function makeFile(size, name = "file.bin", type = "application/octet-stream") {
-  const bytes = randomBytes(size);
+  const bytes = type.startsWith("text/") ? Buffer.from(randomBytes(size).map((x) => 97 + (x % 26))) : randomBytes(size);
   return { bytes, file: new File([bytes], name, { type, lastModified: 1_700_000_000_000 }) };
 }
 
