@@ -128,3 +128,31 @@ fn methods_and_visibilities_are_stored_as_the_api_names_them() {
     }
     assert_eq!((UploadMethod::parse("PUT"), Visibility::parse("world")), (None, None));
 }
+
+#[test]
+fn the_compose_setups_profiles_are_valid() {
+    let p = Profiles::from_toml(include_str!("../../docker/profiles.toml")).unwrap();
+    let photos = p.get("photos").unwrap();
+    assert!(photos.processing.sniff, "its type rule turns sniffing on");
+    assert_eq!(photos.processing.scan, [ScannerKind::Clamd]);
+    assert_eq!(photos.processing.variants.iter().map(|v| v.size).collect::<Vec<_>>(), [256, 1024]);
+    assert_eq!(p.get("voice").unwrap().retention, Some(2_592_000));
+}
+
+#[test]
+fn processing_options_are_validated() {
+    for (toml, needle) in [
+        ("[profiles.p]\nvariants = { Thumb = 64 }", "a-z 0-9"),
+        ("[profiles.p]\nvariants = { thumb = 8 }", "16 to 4096"),
+        ("[profiles.p]\nscan = [\"clamd\", \"clamd\"]", "twice"),
+        ("[profiles.p]\nscan = [\"virustotal\"]", "unknown variant"),
+        ("[profiles.p]\nwebhook_url = \"ftp://x\"", "webhook_url"),
+        ("[profiles.p]\nretention = 0", "retention"),
+    ] {
+        let err = Profiles::from_toml(toml).unwrap_err();
+        assert!(err.contains(needle), "{toml}: {err}");
+    }
+    let any = Profiles::from_toml("[profiles.p]\nsniff = true").unwrap();
+    assert!(any.get("p").unwrap().processing.sniff);
+    assert!(!any.get("default").unwrap().processing.sniff, "*/* does not sniff unless asked");
+}
