@@ -44,6 +44,29 @@ pub struct AssetRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The CTEs `usage` and `in_collection` giving the bytes of the assets the CTE `$from`
+/// returns (those matching `$which`, on alias `a`) back to their owner's usage and then
+/// their collection's (the owner's row first: sql/V7).
+macro_rules! release_used {
+    ($from:literal, $which:literal) => {
+        concat!(
+            "usage as ( \
+               update owners o set used_bytes = o.used_bytes - a.size, used_objects = o.used_objects - 1 \
+                 from ",
+            $from,
+            " a where o.owner = a.owner and ",
+            $which,
+            " returning o.owner), \
+             in_collection as ( \
+               update collections c set used_bytes = c.used_bytes - a.size, used_objects = c.used_objects - 1 \
+                 from ",
+            $from,
+            " a, usage u where c.owner = u.owner and c.owner = a.owner and c.id = a.collection_id)"
+        )
+    };
+}
+pub(super) use release_used;
+
 /// The columns [`AssetRow::from_row`] reads, for every statement that returns assets.
 /// A macro rather than a `const` so that `concat!` can build each statement as a `const`.
 macro_rules! asset_columns {
@@ -162,13 +185,9 @@ pub async fn expired(db: &Db, batch: i64) -> Result<Vec<(String, Uuid)>, DbError
 pub const DELETE_ASSET: &str = concat!(
     "with gone as (delete from assets where owner = $1 and id = $2 returning *), \
      job as (delete from asset_jobs where owner = $1 and asset_id = $2), \
-     usage as ( \
-       update owners o set used_bytes = o.used_bytes - g.size, used_objects = o.used_objects - 1 \
-         from gone g where o.owner = g.owner and g.state <> 'rejected' returning o.owner), \
-     in_collection as ( \
-       update collections c set used_bytes = c.used_bytes - g.size, used_objects = c.used_objects - 1 \
-         from gone g, usage u where c.owner = u.owner and c.owner = g.owner and c.id = g.collection_id) \
-     select ",
+     ",
+    release_used!("gone", "a.state <> 'rejected'"),
+    " select ",
     asset_columns!(),
     " from gone"
 );

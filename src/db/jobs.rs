@@ -11,7 +11,7 @@
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-use super::assets::{AssetRow, asset_columns};
+use super::assets::{AssetRow, asset_columns, release_used};
 use super::{Db, DbError};
 use crate::asset_state::{AssetState, Variant};
 use crate::events::{Event, EventType};
@@ -102,14 +102,9 @@ pub const REJECT: &str = concat!(
     "with job as (delete from asset_jobs where owner = $1 and asset_id = $2), \
      settled as ( \
        update assets set state = 'rejected', state_reason = $3 \
-        where owner = $1 and id = $2 and state = 'processing' returning *), \
-     usage as ( \
-       update owners o set used_bytes = o.used_bytes - s.size, used_objects = o.used_objects - 1 \
-         from settled s where o.owner = s.owner returning o.owner), \
-     in_collection as ( \
-       update collections c set used_bytes = c.used_bytes - s.size, used_objects = c.used_objects - 1 \
-         from settled s, usage u where c.owner = u.owner and c.owner = s.owner and c.id = s.collection_id) \
-     select ",
+        where owner = $1 and id = $2 and state = 'processing' returning *), ",
+    release_used!("settled", "true"),
+    " select ",
     asset_columns!(),
     " from settled"
 );

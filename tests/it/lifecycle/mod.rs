@@ -3,8 +3,8 @@
 //! the job worker as its own process.
 
 mod scanning;
-mod variants;
 mod sniffing;
+mod variants;
 mod worker_process;
 
 use serde_json::{Value, json};

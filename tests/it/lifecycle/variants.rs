@@ -33,7 +33,12 @@ async fn app(receiver: &Receiver) -> TestApp {
 
 /// A 640×480 PNG: red on the left half, blue on the right.
 fn png_640x480() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(640, 480, |x, _| if x < 320 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+    let img =
+        image::RgbImage::from_fn(
+            640,
+            480,
+            |x, _| if x < 320 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) },
+        );
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
@@ -59,7 +64,15 @@ fn zeros_png(w: u32, h: u32) -> Vec<u8> {
 /// This process's peak resident memory, in MiB.
 fn peak_rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
     kb / 1024
 }
 
@@ -83,8 +96,10 @@ async fn a_png_gets_its_variants_and_a_signed_asset_ready_webhook() {
     assert_eq!(state_of(&app, &id).await, ("ready".into(), None, 0));
     let asset = app.get(&format!("/v1/assets/{id}"), &app.token("pia")).await.body;
     let variants = asset["variants"].as_array().unwrap();
-    let dims: Vec<(&str, u64, u64)> =
-        variants.iter().map(|v| (v["name"].as_str().unwrap(), v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())).collect();
+    let dims: Vec<(&str, u64, u64)> = variants
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()))
+        .collect();
     assert_eq!(dims, [("thumb", 64, 48), ("medium", 256, 192)]);
     let folder = intent["key"].as_str().unwrap().rsplit_once('/').unwrap().0.to_owned();
     for v in variants {
@@ -93,7 +108,10 @@ async fn a_png_gets_its_variants_and_a_signed_asset_ready_webhook() {
         let stored = app.object(key).await.expect("the variant is in the bucket");
         assert_eq!(stored.len() as u64, v["size"].as_u64().unwrap());
         let img = image::load_from_memory_with_format(&stored, image::ImageFormat::Jpeg).expect("a JPEG");
-        assert_eq!((img.width() as u64, img.height() as u64), (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()));
+        assert_eq!(
+            (img.width() as u64, img.height() as u64),
+            (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())
+        );
         // Red stays on the left, blue on the right.
         let px = img.to_rgb8();
         assert!(px.get_pixel(2, 10)[0] > 200 && px.get_pixel(img.width() - 3, 10)[2] > 200);
@@ -165,7 +183,8 @@ async fn decompression_bombs_are_rejected_their_objects_deleted_and_memory_stays
     let id = done_a.body["id"].as_str().unwrap();
     app.get(&format!("/v1/assets/{id}/download-url"), &app.token("pia")).await.assert_error(409, "invalid_state");
     r2_broker::webhooks::deliver_once(&app.state).await.unwrap();
-    let types: Vec<String> = receiver.received().iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+    let types: Vec<String> =
+        receiver.received().iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(types, ["asset.rejected", "asset.rejected"]);
     // Nothing close to a decoded bomb was ever allocated (7 GiB and 108 MiB).
     let grew = peak_rss_mib().saturating_sub(before);
