@@ -10,6 +10,7 @@ pub mod doctor;
 mod error;
 pub mod events;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod owners;
 pub mod reaper;
