@@ -17,7 +17,7 @@ use super::items::{Body, Item};
 use super::{Ctx, Outcome};
 use crate::error::Error;
 use crate::profiles::UploadMethod;
-use crate::uploads::complete::{ClientPart, CompleteRequest};
+use crate::uploads::complete::CompleteRequest;
 use crate::uploads::create::CreateUploadRequest;
 use crate::uploads::parts::{MAX_PARTS_PER_CALL, PresignPartsRequest};
 
@@ -95,15 +95,13 @@ async fn send(ctx: &Ctx, item: Item) -> Result<Outcome, String> {
     let intent = crate::uploads::create::reserve(&ctx.state, spec).await.map_err(|e| reason(&e))?;
     let id = intent.upload_id;
     ctx.in_flight.lock().expect("not poisoned").insert(id);
-    let sent = match method {
-        UploadMethod::Multipart => send_parts(ctx, id, &item.body, digest.size).await,
-        _ => {
-            let url = intent.url.as_deref().ok_or("the intent has no URL")?;
-            send_put(ctx, url, intent.headers.unwrap_or_default(), &item.body, digest.size).await.map(|()| None)
-        }
+    let sent = match (method, intent.url.as_deref()) {
+        (UploadMethod::Multipart, _) => send_parts(ctx, id, &item.body).await,
+        (_, Some(url)) => send_put(ctx, url, intent.headers.unwrap_or_default(), &item.body, digest.size).await,
+        (_, None) => Err("the intent has no URL".to_owned()),
     };
     let done = match sent {
-        Ok(parts) => crate::uploads::complete::complete(&ctx.state, &ctx.caller.owner, id, CompleteRequest { parts })
+        Ok(()) => crate::uploads::complete::complete(&ctx.state, &ctx.caller.owner, id, CompleteRequest::default())
             .await
             .map_err(|e| reason(&e)),
         Err(e) => Err(e),
@@ -206,12 +204,13 @@ async fn check(res: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest
 }
 
 /// Multipart: part URLs presigned through the parts workflow (at most 1,000 per call), each
-/// part read into memory alone and PUT, and the part list for `complete`.
-async fn send_parts(ctx: &Ctx, id: Uuid, body: &Body, size: u64) -> Result<Option<Vec<ClientPart>>, String> {
+/// part read into memory alone and PUT. `complete` gets no part list: it lists the parts in
+/// the store and checks each planned part's size itself (a client's list only adds an ETag
+/// comparison, which s3s-fs cannot do: its ListParts carries no ETags).
+async fn send_parts(ctx: &Ctx, id: Uuid, body: &Body) -> Result<(), String> {
     let owner = &ctx.caller.owner;
     let listing = crate::uploads::parts::list(&ctx.state, owner, id).await.map_err(|e| reason(&e))?;
     let (part_size, count) = (listing.part_size as u64, listing.part_count as i64);
-    let mut done = Vec::with_capacity(count as usize);
     let mut file = match body {
         Body::File(path) => Some(tokio::fs::File::open(path).await.map_err(|e| format!("cannot read: {e}"))?),
         Body::Bytes(_) => None,
@@ -234,19 +233,11 @@ async fn send_parts(ctx: &Ctx, id: Uuid, body: &Body, size: u64) -> Result<Optio
             for (k, v) in &part.headers {
                 req = req.header(k, v);
             }
-            let res =
-                check(req.body(bytes).send().await).await.map_err(|e| format!("part {}: {e}", part.part_number))?;
-            let etag = res
-                .headers()
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| format!("part {}: the store answered without an ETag", part.part_number))?;
-            done.push(ClientPart { part_number: part.part_number, etag: etag.to_owned() });
+            check(req.body(bytes).send().await).await.map_err(|e| format!("part {}: {e}", part.part_number))?;
             ctx.progress.add_bytes(part.size);
         }
     }
-    debug_assert!(size == 0 || !done.is_empty());
-    Ok(Some(done))
+    Ok(())
 }
 
 async fn read_at(file: &mut tokio::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
