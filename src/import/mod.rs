@@ -159,21 +159,23 @@ pub async fn run(
         in_flight: Mutex::new(HashSet::new()),
     });
 
-    let work = futures_util::stream::iter(items)
-        .map(|item| {
-            let ctx = ctx.clone();
-            async move {
-                match item {
-                    Ok(item) => {
-                        let label = item.label.clone();
-                        (label, send::process(&ctx, item).await)
+    // Boxed, not pinned on the stack: dropping it must really end the items in flight.
+    let mut work = Box::pin(
+        futures_util::stream::iter(items)
+            .map(|item| {
+                let ctx = ctx.clone();
+                async move {
+                    match item {
+                        Ok(item) => {
+                            let label = item.label.clone();
+                            (label, send::process(&ctx, item).await)
+                        }
+                        Err(f) => (f.source, Outcome::Failed(f.reason)),
                     }
-                    Err(f) => (f.source, Outcome::Failed(f.reason)),
                 }
-            }
-        })
-        .buffer_unordered(options.concurrency.max(1));
-    tokio::pin!(work);
+            })
+            .buffer_unordered(options.concurrency.max(1)),
+    );
     tokio::pin!(interrupt);
     loop {
         let next = tokio::select! {
