@@ -17,6 +17,7 @@ mod send;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,13 +111,17 @@ enum Outcome {
     Failed(String),
 }
 
-/// How long aborting the in-flight intents of an interrupted run may take in all.
+/// After an interrupt, how long the items in flight may take to finish.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How long aborting the intents still in flight after that may take in all.
 const ABORT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Imports `source` for `options.owner` until done or until `interrupt` resolves (Ctrl-C in
-/// the CLI; `std::future::pending()` otherwise). On an interrupt the items in flight stop,
-/// their intents are aborted (within 10 s; the reaper expires any left), and the report says
-/// `interrupted`. `Err` only when the source cannot be opened or the owner is not valid.
+/// the CLI; `std::future::pending()` otherwise). On an interrupt no further item starts, the
+/// items in flight get 30 s to finish (so a resumed run rarely finds half-done work); those
+/// still running then are stopped and their intents aborted (within 10 s; the reaper
+/// expires any left). The report says `interrupted`. `Err` only when the source cannot be
+/// opened or the owner is not valid.
 pub async fn run(
     state: AppState,
     source: Source,
@@ -159,6 +164,12 @@ pub async fn run(
         in_flight: Mutex::new(HashSet::new()),
     });
 
+    // Set on an interrupt: the items not started yet are left for the next run.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let items = {
+        let stopping = stopping.clone();
+        items.take_while(move |_| !stopping.load(Ordering::Relaxed))
+    };
     // Boxed, not pinned on the stack: dropping it must really end the items in flight.
     let mut work = Box::pin(
         futures_util::stream::iter(items)
@@ -177,13 +188,20 @@ pub async fn run(
             .buffer_unordered(options.concurrency.max(1)),
     );
     tokio::pin!(interrupt);
+    let mut drain_deadline = None;
     loop {
         let next = tokio::select! {
             next = work.next() => next,
-            () = &mut interrupt => {
+            () = &mut interrupt, if !report.interrupted => {
                 report.interrupted = true;
-                break;
+                stopping.store(true, Ordering::Relaxed);
+                drain_deadline = Some(Box::pin(tokio::time::sleep(DRAIN_DEADLINE)));
+                if options.progress != ProgressMode::Off {
+                    eprintln!("interrupted: finishing the files in flight (at most {} s)", DRAIN_DEADLINE.as_secs());
+                }
+                continue;
             }
+            () = async { drain_deadline.as_mut().expect("guarded").await }, if drain_deadline.is_some() => break,
         };
         let Some((label, outcome)) = next else { break };
         match outcome {
@@ -205,7 +223,8 @@ pub async fn run(
         }
         ctx.progress.file_done();
     }
-    // Stops whatever is still in flight (an interrupt) before its intents are aborted.
+    // Stops whatever is still in flight (past the drain deadline) before its intents are
+    // aborted.
     drop(work);
     ctx.progress.finish();
     if report.interrupted {

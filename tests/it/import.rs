@@ -285,3 +285,34 @@ async fn the_binary_imports_a_jsonl_export_and_exits_non_zero_for_its_malformed_
     assert!(stdout.contains("imported: 0 files") && stdout.contains("skipped: 4 files"), "{stdout}");
     assert_eq!(app.usage_row("zi").await, (used, 4, 0, 0));
 }
+
+#[tokio::test]
+async fn an_interrupted_import_finishes_what_is_in_flight_and_the_next_run_does_the_rest() {
+    // Arrange: 20 files
+    let app = app().await;
+    let dir = TempDir::new();
+    for i in 0..20u8 {
+        dir.write(&format!("i/{i}.bin"), &body(700, i));
+    }
+    let opts = Options { concurrency: 2, ..options("ir", "imp") };
+
+    // Act: interrupted at once (Ctrl-C in the CLI): at most the two started items run
+    let report =
+        import::run(app.state.clone(), Source::Dir(dir.0.clone()), opts.clone(), std::future::ready(())).await.unwrap();
+
+    // Assert: the started ones finished (nothing pending, nothing reserved), the rest left
+    assert!(report.interrupted && !report.succeeded());
+    assert!(report.imported <= 2 && report.failed.is_empty(), "{report:?}");
+    assert_eq!(app.count("select count(*) from uploads where status <> 'completed'").await, 0);
+    let done = report.imported as i64;
+    assert_eq!(app.usage_row("ir").await, (700 * done, done, 0, 0));
+
+    // Act: the same import again
+    let rest = run(&app, Source::Dir(dir.0.clone()), opts).await;
+
+    // Assert: the rest, once each
+    assert_eq!((rest.imported, rest.skipped, rest.failed.len()), (20 - report.imported, report.imported, 0));
+    assert_eq!(app.count("select count(distinct metadata->>'source_path') from assets").await, 20);
+    assert_eq!(app.count("select count(*) from assets").await, 20);
+    assert_eq!(app.usage_row("ir").await, (14_000, 20, 0, 0));
+}
