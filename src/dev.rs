@@ -296,6 +296,42 @@ fn mint(settings: &Settings, secret: &str, owner: &str, ttl: Duration, admin: bo
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_running_dev_mode_fills_only_what_the_environment_leaves_unset() {
+        let dir = std::env::temp_dir().join(format!("r2b-devfill-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = DevFile::create(&dir).unwrap();
+        let running = Running {
+            database_url: "postgres://postgres@127.0.0.1:5999/r2_broker".into(),
+            s3_endpoint: "http://127.0.0.1:9999".into(),
+            s3_bucket: "dev".into(),
+        };
+        fs::write(dir.join(RUNNING), serde_json::to_vec(&running).unwrap()).unwrap();
+
+        // Not running (nobody holds the lock): an error when the settings lack the database
+        let err = fill_from_running(&dir, &mut Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("is not running"), "{err}");
+        let mut complete = Settings {
+            database_url: Some("postgres://elsewhere/db".into()),
+            s3_endpoint: Some("https://r2.example".into()),
+            ..Default::default()
+        };
+        assert!(!fill_from_running(&dir, &mut complete).unwrap());
+
+        // Running: unset values come from it, set ones stay
+        let lock = fs::File::create(dir.join(".lock")).unwrap();
+        lock.try_lock().unwrap();
+        let mut settings = Settings { database_url: Some("postgres://mine/db".into()), ..Default::default() };
+        assert!(fill_from_running(&dir, &mut settings).unwrap());
+        assert_eq!(settings.database_url.as_deref(), Some("postgres://mine/db"));
+        assert_eq!(settings.s3_endpoint.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(settings.s3_access_key_id.as_deref(), Some(file.s3_access_key_id.as_str()));
+        assert_eq!(settings.jwt_secret.as_deref(), Some(file.jwt_secret.as_str()));
+        assert!(!fill_from_running(&dir.join("none"), &mut Settings::default()).unwrap(), "no dev.json");
+        drop(lock);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     /// dev.json and its random secret are tested in the dev-tools crate.
     #[tokio::test]
     async fn minted_tokens_verify() {
