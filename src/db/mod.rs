@@ -353,6 +353,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     idempotency::GET,
     idempotency::FINISH,
     idempotency::DISCARD,
+    imports::FIND_IMPORTED,
     doctor::CONNECTION_INFO,
     doctor::HISTORY_EXISTS,
     doctor::APPLIED_MIGRATIONS,
