@@ -106,6 +106,7 @@ pub async fn run(args: &DevArgs, settings: Settings) -> anyhow::Result<()> {
             server.await.map_err(anyhow::Error::from).and_then(|r| r.map_err(Into::into))
         }
     };
+    let _ = fs::remove_file(absolute(&args.data_dir)?.join(RUNNING));
     parts.stop().await;
     tracing::info!(elapsed = ?t_stop.elapsed(), "stopped");
     result
@@ -196,6 +197,14 @@ async fn start(args: &DevArgs, mut settings: Settings, parts: &mut Parts) -> any
     let app = Application::build(config)
         .await
         .context("starting the broker (BROKER_LISTEN taken? set BROKER_LISTEN=127.0.0.1:<port>)")?;
+    // For `r2-broker import` run in this folder (`fill_from_running`): the addresses of
+    // this run, which change from run to run (free ports).
+    let running = Running {
+        database_url: settings.database_url.clone().unwrap_or_default(),
+        s3_endpoint: store.endpoint.clone(),
+        s3_bucket: store.bucket.clone(),
+    };
+    fs::write(dir.join(RUNNING), serde_json::to_vec_pretty(&running)?)?;
     let host = match listen_host.as_str() {
         "" | "0.0.0.0" | "[::]" => "127.0.0.1",
         h => h,
@@ -214,6 +223,63 @@ async fn start(args: &DevArgs, mut settings: Settings, parts: &mut Parts) -> any
     Ok((app, banner))
 }
 
+/// `<data dir>/running.json`: where the running `r2-broker dev` serves, removed when it stops.
+const RUNNING: &str = "running.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Running {
+    database_url: String,
+    s3_endpoint: String,
+    s3_bucket: String,
+}
+
+/// For one-shot commands (`r2-broker import`) run in a folder where `r2-broker dev` runs:
+/// fills what `settings` leaves unset (database, store address, bucket and keys, JWT secret)
+/// from the running dev mode. Returns whether it did; `Ok(false)` when `data_dir` holds no
+/// dev.json. A dev.json whose dev mode is not running is an error only when the settings
+/// lack the database or the store.
+pub fn fill_from_running(data_dir: &Path, settings: &mut Settings) -> anyhow::Result<bool> {
+    let dir = absolute(data_dir)?;
+    let Some(file) = DevFile::load(&dir)? else { return Ok(false) };
+    // `dev` holds an exclusive lock on `.lock` while it runs.
+    let running = match fs::File::open(dir.join(".lock")) {
+        Ok(lock) => lock.try_lock().is_err(),
+        Err(_) => false,
+    };
+    let unset = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    let need_db = unset(&settings.database_url) && settings.database_url_file.is_none();
+    // The store is the dev mode's only when the environment names none: its keys and bucket
+    // belong to its endpoint.
+    let need_store = unset(&settings.s3_endpoint);
+    if !running {
+        ensure!(
+            !need_db && !need_store,
+            "{} exists but `r2-broker dev` is not running there: start it, or set DATABASE_URL and the S3_* settings",
+            dir.join("dev.json").display()
+        );
+        return Ok(false);
+    }
+    let path = dir.join(RUNNING);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let run: Running = serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
+    if need_db {
+        settings.database_url = Some(run.database_url);
+    }
+    if need_store {
+        settings.s3_endpoint = Some(run.s3_endpoint);
+        settings.s3_bucket = Some(run.s3_bucket);
+        settings.s3_access_key_id = Some(file.s3_access_key_id);
+        settings.s3_secret_access_key = Some(file.s3_secret_access_key);
+        settings.s3_access_key_id_file = None;
+        settings.s3_secret_access_key_file = None;
+        settings.s3_provider.get_or_insert_with(|| "s3".into());
+    }
+    if settings.jwt_secret()?.is_none() {
+        settings.jwt_secret = Some(file.jwt_secret);
+    }
+    Ok(true)
+}
+
 /// An HS256 token for `owner`, with `iss` / `aud` when the broker requires them.
 fn mint(settings: &Settings, secret: &str, owner: &str, ttl: Duration, admin: bool) -> anyhow::Result<String> {
     ensure!(crate::owner::is_valid(owner), "--owner must be 1 to 255 bytes, without U+0000");
@@ -229,6 +295,42 @@ fn mint(settings: &Settings, secret: &str, owner: &str, ttl: Duration, admin: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_dev_mode_fills_only_what_the_environment_leaves_unset() {
+        let dir = std::env::temp_dir().join(format!("r2b-devfill-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = DevFile::create(&dir).unwrap();
+        let running = Running {
+            database_url: "postgres://postgres@127.0.0.1:5999/r2_broker".into(),
+            s3_endpoint: "http://127.0.0.1:9999".into(),
+            s3_bucket: "dev".into(),
+        };
+        fs::write(dir.join(RUNNING), serde_json::to_vec(&running).unwrap()).unwrap();
+
+        // Not running (nobody holds the lock): an error when the settings lack the database
+        let err = fill_from_running(&dir, &mut Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("is not running"), "{err}");
+        let mut complete = Settings {
+            database_url: Some("postgres://elsewhere/db".into()),
+            s3_endpoint: Some("https://r2.example".into()),
+            ..Default::default()
+        };
+        assert!(!fill_from_running(&dir, &mut complete).unwrap());
+
+        // Running: unset values come from it, set ones stay
+        let lock = fs::File::create(dir.join(".lock")).unwrap();
+        lock.try_lock().unwrap();
+        let mut settings = Settings { database_url: Some("postgres://mine/db".into()), ..Default::default() };
+        assert!(fill_from_running(&dir, &mut settings).unwrap());
+        assert_eq!(settings.database_url.as_deref(), Some("postgres://mine/db"));
+        assert_eq!(settings.s3_endpoint.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(settings.s3_access_key_id.as_deref(), Some(file.s3_access_key_id.as_str()));
+        assert_eq!(settings.jwt_secret.as_deref(), Some(file.jwt_secret.as_str()));
+        assert!(!fill_from_running(&dir.join("none"), &mut Settings::default()).unwrap(), "no dev.json");
+        drop(lock);
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     /// dev.json and its random secret are tested in the dev-tools crate.
     #[tokio::test]

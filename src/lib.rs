@@ -41,6 +41,8 @@ pub mod http;
 pub mod idempotency;
 /// The one spelling of an id the API accepts (paths and bodies).
 pub mod ids;
+/// `r2-broker import`: a folder or a JSONL export becomes assets, through the upload path.
+pub mod import;
 /// The asset job worker: scans and image variants between `complete` and `ready`.
 pub mod jobs;
 /// Object key construction.

@@ -38,6 +38,13 @@ enum Command {
     /// Run the broker with an embedded S3 store and a private PostgreSQL, for development
     #[cfg(feature = "dev")]
     Dev(r2_broker::dev::DevArgs),
+    /// Import files an app already has (a folder, a JSONL export) as assets of an owner
+    ///
+    /// With the same settings as `serve` (or, in a folder where `r2-broker dev` runs, its
+    /// settings): every file goes through the upload rules, the owner's quota, the store and
+    /// the HeadObject check. Re-running skips what is already imported. Exit 0 when all is
+    /// done, 1 when anything failed, 2 on a usage error.
+    Import(r2_broker::import::cli::ImportArgs),
     /// GET /readyz (or --url) and exit 0 on 2xx, 1 otherwise (the container HEALTHCHECK)
     Healthcheck(r2_broker::cli_healthcheck::HealthcheckArgs),
 }
@@ -60,6 +67,7 @@ async fn main() -> std::process::ExitCode {
                 }
             };
         }
+        Some(Command::Import(args)) => return r2_broker::import::cli::run(args, cli.settings.clone()).await,
         _ => {}
     }
     let config = match cli.settings.validate() {
@@ -87,7 +95,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => r2_broker::build_state(config).await.map(|_| tracing::info!("migrations applied")),
         #[cfg(feature = "dev")]
         Command::Dev(_) => unreachable!("handled before validate"),
-        Command::Healthcheck(_) => unreachable!("handled before validate"),
+        Command::Healthcheck(_) | Command::Import(_) => unreachable!("handled before validate"),
         Command::Doctor => unreachable!("handled before logging starts"),
         Command::Reap => match r2_broker::build_state(config).await {
             // Confirm first: an upload whose object appeared becomes an asset rather than

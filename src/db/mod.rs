@@ -10,6 +10,7 @@ pub mod doctor;
 mod error;
 pub mod events;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod owners;
 pub mod reaper;
@@ -352,6 +353,7 @@ pub const ALL_STATEMENTS: &[&str] = &[
     idempotency::GET,
     idempotency::FINISH,
     idempotency::DISCARD,
+    imports::FIND_IMPORTED,
     doctor::CONNECTION_INFO,
     doctor::HISTORY_EXISTS,
     doctor::APPLIED_MIGRATIONS,

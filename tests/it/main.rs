@@ -18,6 +18,7 @@ mod doctor;
 mod downloads;
 mod errors;
 mod hostile_input;
+mod import;
 mod jwks;
 mod lifecycle;
 mod multipart;
