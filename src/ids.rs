@@ -18,6 +18,13 @@ impl Id {
     }
 }
 
+/// An id the broker already holds (not client input): no spelling to check.
+impl From<Uuid> for Id {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
 /// `Some` only for the hyphenated form.
 pub fn parse(s: &str) -> Option<Uuid> {
     let b = s.as_bytes();

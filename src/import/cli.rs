@@ -44,6 +44,10 @@ pub struct Common {
     /// The profile whose rules apply (default: `default`)
     #[arg(long)]
     pub profile: Option<String>,
+    /// One of the owner's collections (its id): its limits hold too, and the assets are
+    /// listed in it
+    #[arg(long, value_name = "ID")]
+    pub collection: Option<uuid::Uuid>,
     /// Files uploaded at once
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -101,6 +105,7 @@ pub async fn run(args: &ImportArgs, mut settings: Settings) -> ExitCode {
     let options = Options {
         owner: common.owner.clone(),
         profile: common.profile.clone(),
+        collection: common.collection,
         concurrency: common.concurrency.into(),
         dry_run: common.dry_run,
         progress: ProgressMode::for_stderr(),

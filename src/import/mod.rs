@@ -44,6 +44,8 @@ pub struct Options {
     pub owner: String,
     /// `None`: the `default` profile.
     pub profile: Option<String>,
+    /// One of the owner's collections: its limits hold too, and the assets are listed in it.
+    pub collection: Option<uuid::Uuid>,
     /// Items in flight at once (at least 1).
     pub concurrency: usize,
     /// Check everything (rules, types, sizes, quota room), write nothing.
@@ -53,7 +55,14 @@ pub struct Options {
 
 impl Options {
     pub fn new(owner: impl Into<String>) -> Self {
-        Self { owner: owner.into(), profile: None, concurrency: 5, dry_run: false, progress: ProgressMode::Off }
+        Self {
+            owner: owner.into(),
+            profile: None,
+            collection: None,
+            concurrency: 5,
+            dry_run: false,
+            progress: ProgressMode::Off,
+        }
     }
 }
 

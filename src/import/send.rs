@@ -86,7 +86,7 @@ async fn send(ctx: &Ctx, item: Item) -> Result<Outcome, String> {
         checksum_sha256: (method == UploadMethod::Put).then(|| digest.sha256.clone()),
         metadata: Some(metadata),
         owner: None,
-        collection: None,
+        collection: ctx.options.collection.map(crate::ids::Id::from),
     };
     let spec = crate::uploads::create::validate(&ctx.state, &ctx.caller, req).map_err(|e| reason(&e))?;
     if ctx.options.dry_run {

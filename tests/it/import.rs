@@ -165,6 +165,33 @@ async fn an_import_refused_midway_by_the_quota_resumes_and_skips_what_is_done() 
 }
 
 #[tokio::test]
+async fn an_import_into_a_collection_is_held_to_its_limit_and_listed_in_it() {
+    // Arrange: six files, a collection with room for four
+    let app = app().await;
+    let dir = TempDir::new();
+    for i in 0..6u8 {
+        dir.write(&format!("room/v{i}.ogg"), &body(500, i));
+    }
+    let room = app.post("/v1/collections", &app.token("rc"), json!({"name": "Room", "max_objects": 4})).await.body;
+    let id: uuid::Uuid = room["id"].as_str().unwrap().parse().unwrap();
+
+    // Act
+    let report = run(&app, Source::Dir(dir.0.clone()), Options { collection: Some(id), ..options("rc", "imp") }).await;
+
+    // Assert: four in the collection, two refused by its limit, the counters exact
+    assert_eq!((report.imported, report.failed.len()), (4, 2), "{report:?}");
+    assert!(report.failed.iter().all(|f| f.reason.contains("collection")), "{:?}", report.failed);
+    let listed = app.get(&format!("/v1/assets?collection={id}"), &app.token("rc")).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 4);
+    let got = app.get(&format!("/v1/collections/{id}"), &app.token("rc")).await;
+    assert_eq!(
+        got.body["usage"],
+        json!({"used_bytes": 2000, "used_objects": 4, "reserved_bytes": 0, "reserved_objects": 0})
+    );
+    assert_eq!(app.usage_row("rc").await, (2000, 4, 0, 0));
+}
+
+#[tokio::test]
 async fn a_dry_run_checks_rules_and_quota_room_and_writes_nothing() {
     // Arrange: a profile allowing 1,500 bytes; one file above it
     let app = app().await;
