@@ -122,3 +122,21 @@ async fn a_collection_with_assets_is_not_deleted_without_purge() {
     let again = app.delete(&format!("/v1/collections/{}", empty["id"].as_str().unwrap()), &app.token("olga")).await;
     assert_eq!(again.status, 204);
 }
+
+#[tokio::test]
+async fn batch_items_name_a_collection_each_held_to_its_limit() {
+    let app = TestApp::spawn().await;
+    let shoot = new_collection(&app, "olga", json!({"name": "Shoot", "max_objects": 2})).await;
+    let item = |n: &str| json!({"filename": n, "content_type": "image/jpeg", "size": 10, "collection": shoot["id"]});
+    let body = json!({"uploads": [item("a.jpg"), item("b.jpg"), item("c.jpg")]});
+
+    let r = app.post("/v1/uploads/batch", &app.token("olga"), body).await;
+
+    assert_eq!(r.status, 200, "{:#}", r.body);
+    let results = r.body["results"].as_array().unwrap();
+    let ok = results.iter().filter(|x| x.get("upload").is_some()).count();
+    assert_eq!(ok, 2, "{:#}", r.body);
+    let refused: Vec<&str> = results.iter().filter_map(|x| x["error"]["code"].as_str()).collect();
+    assert_eq!(refused, ["quota_exceeded"]);
+    assert_eq!(counters(&app, &shoot).await, (0, 0, 20, 2));
+}
