@@ -2,6 +2,7 @@
 //! content sniffing in `complete`, scanning, the states downloads and listings follow, and
 //! the job worker as its own process.
 
+mod events;
 mod scanning;
 mod sniffing;
 mod variants;
