@@ -2,29 +2,49 @@
 //! sniffing, an image for its variants, and the variants it writes. Never a request's body:
 //! these run in `complete` (a few KiB) and in the job worker.
 
+use std::time::{Duration, SystemTime};
+
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::{Store, StoreError, classify, status_of};
 
 impl Store {
-    /// The first `n` bytes of an object (fewer when it is shorter): one ranged GET.
-    /// `None` when there is no such object.
+    /// The first `n` bytes of an object (fewer when it is shorter): one ranged GET of a
+    /// presigned URL, within the store timeout (its one retry included). `None` when there
+    /// is no such object.
     pub async fn read_prefix(&self, key: &str, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
         if n == 0 {
             return Ok(Some(Vec::new()));
         }
-        let res =
-            self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes=0-{}", n - 1)).send().await;
-        let out = match res {
-            Ok(out) => out,
-            // 416: an empty object has no byte 0.
-            Err(e) if status_of(&e) == Some(416) => return Ok(Some(Vec::new())),
-            Err(e) if status_of(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(classify("GetObject", e)),
+        let attempt = || async {
+            let url = self
+                .presigner
+                .get_object(key, None, None, Duration::from_secs(60), SystemTime::now())
+                .map_err(StoreError::other)?
+                .url;
+            let res = self.http.get(url).header("range", format!("bytes=0-{}", n - 1)).send().await;
+            let res = res.map_err(|e| unavailable(e.without_url()))?;
+            match res.status().as_u16() {
+                200 | 206 => {}
+                404 => return Ok(None),
+                // An empty object has no byte 0.
+                416 => return Ok(Some(Vec::new())),
+                s if s >= 500 => return Err(unavailable(format!("GetObject: HTTP {s}"))),
+                s => return Err(StoreError::other(anyhow::anyhow!("GetObject (ranged): HTTP {s}"))),
+            }
+            let mut bytes = res.bytes().await.map_err(|e| unavailable(e.without_url()))?.to_vec();
+            bytes.truncate(n as usize); // a store that ignores Range sends it all
+            Ok(Some(bytes))
         };
-        let mut bytes = collect(out.body).await?;
-        bytes.truncate(n as usize); // a store that ignores Range sends it all
-        Ok(Some(bytes))
+        let half = self.timeout / 2;
+        match tokio::time::timeout(half, attempt()).await {
+            Ok(Err(e)) if !e.is_unavailable() => Err(e),
+            Ok(Ok(found)) => Ok(found),
+            // One retry, as the SDK's calls get, in the other half of the bound.
+            _ => tokio::time::timeout(half, attempt())
+                .await
+                .unwrap_or_else(|_| Err(unavailable(format!("GetObject: no answer within {:?}", self.timeout)))),
+        }
     }
 
     /// A whole object of at most `max` bytes (checked before reading: HeadObject's size is
@@ -55,6 +75,10 @@ impl Store {
             .map_err(|e| classify("PutObject", e))?;
         Ok(())
     }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError { unavailable: true, source: anyhow::anyhow!("GetObject: {e}") }
 }
 
 async fn collect(body: ByteStream) -> Result<Vec<u8>, StoreError> {

@@ -79,3 +79,28 @@ async fn a_profile_without_type_rules_does_not_sniff() {
     assert_eq!(done.status, 201, "{:#}", done.body);
     assert_eq!(app.state.metrics.sniff_seconds.get_sample_count(), 0);
 }
+
+#[tokio::test]
+async fn the_sniffs_ranged_get_is_bounded_by_the_store_timeout() {
+    // A "store" that accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hole.accept().await {
+            conns.push(c);
+        }
+    });
+    let mut settings = crate::support::app::base_settings("postgres://u@127.0.0.1:1/db");
+    settings.s3_endpoint = Some(format!("http://{addr}"));
+    settings.s3_bucket = Some("hole".into());
+    settings.store_timeout = Some("0.4".into());
+    let config = settings.validate().unwrap();
+    let store = r2_broker::store::Store::new(&config.s3).unwrap();
+
+    let err = store.read_prefix("some/key", 4096).await.unwrap_err();
+
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("no answer"), "{err}");
+    held.abort();
+}
