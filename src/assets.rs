@@ -68,7 +68,14 @@ pub async fn delete(state: &AppState, owner: &str, id: Uuid) -> Result<(), Error
     state.store.delete(&row.key).await?;
     let event =
         state.config.profiles.get(&row.profile).is_some_and(|p| state.config.processing.webhook_endpoint(p).is_some());
-    crate::db::assets::delete(&state.db, owner, id, event).await?;
+    let deleted = crate::db::assets::delete(&state.db, owner, id, event).await?;
+    // Its job settled it `ready` between the read above and the delete: the variants it
+    // recorded meanwhile go too (the record is gone; nothing else would find them).
+    for variant in deleted.iter().flat_map(|d| &d.variants).filter(|v| !row.variants.contains(v)) {
+        if let Err(e) = state.store.delete(&variant.key).await {
+            tracing::warn!(key = %variant.key, error = %e, "a variant of a deleted asset is left in the store");
+        }
+    }
     Ok(())
 }
 

@@ -162,7 +162,9 @@ pub async fn delete(state: &AppState, owner: &str, id: Uuid, purge: bool) -> Res
     let Some(c) = crate::db::collections::get(&state.db, owner, id).await? else { return Ok(Deleted::Done) };
     if !purge && c.deleting_at.is_none() {
         let (assets, pending) = (c.usage.used_objects, c.usage.reserved_objects);
-        if assets > 0 || pending > 0 {
+        // Rejected assets count in no usage, but their records are in the collection too.
+        let records = crate::db::collections::assets_in(&state.db, owner, id, 1).await?;
+        if assets > 0 || pending > 0 || !records.is_empty() {
             return Err(Error::invalid_state(format!(
                 "the collection holds {assets} assets and {pending} pending uploads; delete them or pass purge=true"
             )));
@@ -192,7 +194,11 @@ pub async fn purge_some(state: &AppState, owner: &str, id: Uuid, budget: usize) 
         }
         left = left.saturating_sub(pending.len() + assets.len());
         for upload in pending {
-            crate::uploads::abort::abort(state, owner, upload).await?;
+            match crate::uploads::abort::abort(state, owner, upload).await {
+                // Completed meanwhile: its asset is deleted with the others (next batch).
+                Ok(()) | Err(Error::InvalidState(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         for asset in assets {
             crate::assets::delete(state, owner, asset).await?;

@@ -39,8 +39,9 @@ pub struct Report {
     /// Assets past their retention, deleted (objects, records, usage).
     pub retention_deleted: u64,
     pub retention_failures: u64,
-    /// Collection purges worked on (finished or not).
+    /// Collection purges worked on (finished or not), and those that failed this pass.
     pub purges: u64,
+    pub purge_failures: u64,
 }
 
 /// One pass over everything due.
@@ -74,10 +75,19 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
         Err(_) => Verdict::Failed,
     };
     cleanup(state).run(&state.db, claim, clean, judge, record).await?;
-    retention(state, &mut report).await?;
+    // Each of these fails on its own (a store outage, a purge racing an upload): logged, and
+    // the rest of the pass goes on; the next pass tries again.
+    if let Err(e) = retention(state, &mut report).await {
+        tracing::warn!(error = ?e, "retention deletions stopped for this pass");
+    }
     for (owner, id) in crate::db::collections::purging(&state.db, 10).await? {
-        crate::collections::purge_some(state, &owner, id, crate::collections::PURGE_BUDGET).await?;
-        report.purges += 1;
+        match crate::collections::purge_some(state, &owner, id, crate::collections::PURGE_BUDGET).await {
+            Ok(_) => report.purges += 1,
+            Err(e) => {
+                tracing::warn!(collection = %id, error = ?e, "a collection purge stopped for this pass");
+                report.purge_failures += 1;
+            }
+        }
     }
     for _ in 0..MAX_BATCHES {
         let n = crate::db::reaper::forget_keys(&state.db, 1000).await?;
@@ -102,6 +112,7 @@ pub async fn run_once(state: &AppState) -> Result<Report, Error> {
     m.with_label_values(&["retention_deleted"]).inc_by(report.retention_deleted);
     m.with_label_values(&["retention_failed"]).inc_by(report.retention_failures);
     m.with_label_values(&["purges"]).inc_by(report.purges);
+    m.with_label_values(&["purge_failed"]).inc_by(report.purge_failures);
     state.metrics.uploads_ended.with_label_values(&["expired"]).inc_by(report.expired as u64);
     if report != Report::default() {
         tracing::info!(?report, "reaper pass");

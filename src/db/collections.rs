@@ -167,10 +167,11 @@ pub async fn start_purge(db: &Db, owner: &str, id: Uuid) -> Result<Option<Collec
     one(db.query_opt(START_PURGE, &[&owner, &id]).await?)
 }
 
-/// Deletes a collection that holds nothing (no asset, no pending upload). False: it still
-/// does, or it is gone.
-pub const DELETE_EMPTY: &str =
-    "delete from collections where owner = $1 and id = $2 and used_objects = 0 and reserved_objects = 0";
+/// Deletes a collection that holds nothing (no asset record, rejected ones included, and no
+/// pending upload). False: it still does, or it is gone.
+pub const DELETE_EMPTY: &str = "delete from collections c where owner = $1 and id = $2 \
+        and used_objects = 0 and reserved_objects = 0 \
+        and not exists (select 1 from assets a where a.owner = $1 and a.collection_id = $2)";
 
 pub async fn delete_empty(db: &Db, owner: &str, id: Uuid) -> Result<bool, DbError> {
     Ok(db.execute(DELETE_EMPTY, &[&owner, &id]).await? > 0)

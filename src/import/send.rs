@@ -194,7 +194,8 @@ async fn send_put(
 
 /// A store answer: 2xx, or the failure with the start of the store's error body.
 async fn check(res: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, String> {
-    let res = res.map_err(|e| format!("sending to the store: {e}"))?;
+    // Without the URL: it is presigned, and the report and logs must not carry a signature.
+    let res = res.map_err(|e| format!("sending to the store: {}", e.without_url()))?;
     if res.status().is_success() {
         return Ok(res);
     }

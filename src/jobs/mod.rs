@@ -199,9 +199,12 @@ impl Worker {
         match crate::db::jobs::settle(&self.state.db, asset.owner.as_str(), asset.id, outcome, event).await? {
             Some(_) => Ok(Ended::Settled(label)),
             None => {
-                // Deleted while its variants were being made: they go too.
-                for v in made {
-                    self.state.store.delete(&v.key).await?;
+                // Deleted while its variants were being made: they go too. (Settled by another
+                // worker whose lease this one outlived: those are its variants too — same keys.)
+                if crate::db::assets::get(&self.state.db, asset.owner.as_str(), asset.id).await?.is_none() {
+                    for v in made {
+                        self.state.store.delete(&v.key).await?;
+                    }
                 }
                 Ok(Ended::Gone)
             }

@@ -75,15 +75,19 @@ async fn variants(state: &AppState, asset: &AssetRow, profile: &Profile) -> Step
         tracing::info!(asset_id = %asset.id, size = asset.size, "no variants: larger than BROKER_VARIANT_MAX_BYTES");
         return StepResult::Passed(None);
     }
-    let bytes =
-        match tokio::time::timeout(config.variant_timeout, state.store.read_all(&asset.key, config.variant_max_bytes))
-            .await
-        {
-            Ok(Ok(Some(bytes))) => bytes,
-            Ok(Ok(None)) => return StepResult::Refused("the object is no longer in the store".into()),
-            Ok(Err(e)) => return StepResult::Failed(e.to_string()),
-            Err(_) => return StepResult::Failed("reading the original timed out".into()),
-        };
+    let bytes = match tokio::time::timeout(
+        config.variant_timeout,
+        state.store.read_all(&asset.key, config.variant_max_bytes, asset.etag.as_deref()),
+    )
+    .await
+    {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => {
+            return StepResult::Refused("the object is no longer in the store as it was verified".into());
+        }
+        Ok(Err(e)) => return StepResult::Failed(e.to_string()),
+        Err(_) => return StepResult::Failed("reading the original timed out".into()),
+    };
     let specs = profile.processing.variants.clone();
     let format = profile.processing.variant_format;
     let limits = crate::variants::Limits { max_pixels: config.variant_max_pixels, ..Default::default() };

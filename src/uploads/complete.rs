@@ -75,7 +75,7 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
     if let Some(p) = profile
         && p.processing.sniff
     {
-        sniff(state, &up).await?;
+        sniff(state, &up, head.etag.as_deref()).await?;
     }
     let completion = Completion {
         asset_id: Uuid::new_v4(),
@@ -98,9 +98,9 @@ pub async fn complete(state: &AppState, owner: &str, id: Uuid, req: CompleteRequ
 
 /// The first bytes against the declared type: a mismatch fails the upload (object deleted,
 /// reservation released) with `422 verification_failed`.
-async fn sniff(state: &AppState, up: &UploadRow) -> Result<(), Error> {
+async fn sniff(state: &AppState, up: &UploadRow, etag: Option<&str>) -> Result<(), Error> {
     let started = std::time::Instant::now();
-    let prefix = state.store.read_prefix(&up.key, crate::sniff::PREFIX_LEN).await?;
+    let prefix = state.store.read_prefix(&up.key, crate::sniff::PREFIX_LEN, etag).await?;
     state.metrics.sniff_seconds.observe(started.elapsed().as_secs_f64());
     let prefix = prefix.ok_or_else(|| Error::ObjectMissing("the object is no longer in the store".into()))?;
     let essence = crate::profiles::ContentType::parse(&up.content_type).map(|c| c.essence().to_owned());

@@ -140,3 +140,30 @@ async fn batch_items_name_a_collection_each_held_to_its_limit() {
     assert_eq!(refused, ["quota_exceeded"]);
     assert_eq!(counters(&app, &shoot).await, (0, 0, 20, 2));
 }
+
+#[tokio::test]
+async fn a_collection_holding_only_rejected_assets_still_needs_purge() {
+    // A rejected asset gave its usage back (as a job's rejection does), but its record stays.
+    let app = TestApp::spawn().await;
+    let shoot = new_collection(&app, "olga", json!({"name": "Shoot"})).await;
+    let asset = &fill(&app, "olga", &shoot, 1).await[0];
+    let id: uuid::Uuid = asset["id"].as_str().unwrap().parse().unwrap();
+    let size = asset["size"].as_i64().unwrap();
+    app.db.execute("update assets set state = 'rejected', state_reason = 'test' where id = $1", &[&id]).await.unwrap();
+    app.db
+        .execute("update collections set used_bytes = used_bytes - $1, used_objects = used_objects - 1", &[&size])
+        .await
+        .unwrap();
+    app.db
+        .execute("update owners set used_bytes = used_bytes - $1, used_objects = used_objects - 1", &[&size])
+        .await
+        .unwrap();
+    let path = format!("/v1/collections/{}", shoot["id"].as_str().unwrap());
+
+    app.delete(&path, &app.token("olga")).await.assert_error(409, "invalid_state");
+
+    let purged = app.delete(&format!("{path}?purge=true"), &app.token("olga")).await;
+    assert_eq!(purged.status, 204, "{:#}", purged.body);
+    assert_eq!(app.count("select count(*) from assets").await, 0);
+    assert_eq!(app.usage_row("olga").await, (0, 0, 0, 0), "not released twice");
+}

@@ -98,7 +98,7 @@ async fn the_sniffs_ranged_get_is_bounded_by_the_store_timeout() {
     let config = settings.validate().unwrap();
     let store = r2_broker::store::Store::new(&config.s3).unwrap();
 
-    let err = store.read_prefix("some/key", 4096).await.unwrap_err();
+    let err = store.read_prefix("some/key", 4096, None).await.unwrap_err();
 
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("no answer"), "{err}");
