@@ -47,6 +47,10 @@ pub struct Report {
 pub struct Worker {
     state: AppState,
     scanners: Scanners,
+    /// Image decodes at once, `BROKER_JOB_CONCURRENCY`. A permit is held by the blocking
+    /// task itself, so a decode that outlived its timeout (it cannot be cancelled) still
+    /// counts, and retries wait instead of piling up decodes beyond the memory bound.
+    decodes: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How one job ended, for the report.
@@ -60,7 +64,8 @@ enum Ended {
 impl Worker {
     pub fn new(state: AppState) -> anyhow::Result<Self> {
         let scanners = Scanners::new(&state.config.processing)?;
-        Ok(Self { state, scanners })
+        let decodes = std::sync::Arc::new(tokio::sync::Semaphore::new(state.config.processing.job_concurrency));
+        Ok(Self { state, scanners, decodes })
     }
 
     fn batches(&self) -> Batches {
@@ -135,7 +140,7 @@ impl Worker {
         let mut attempts = job.attempts;
         loop {
             let started = Instant::now();
-            let result = steps::run(state, &self.scanners, step, &asset, profile).await;
+            let result = steps::run(state, &self.scanners, &self.decodes, step, &asset, profile).await;
             state.metrics.job_seconds.with_label_values(&[step.as_str()]).observe(started.elapsed().as_secs_f64());
             let outcome = match &result {
                 StepResult::Passed(_) => "done",

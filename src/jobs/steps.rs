@@ -1,7 +1,10 @@
 //! The job steps: the profile's scanners, then its image variants. Each says what it found;
 //! the worker (mod.rs) settles the asset or schedules a retry.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
 
 use crate::asset_state::Variant;
 use crate::db::assets::AssetRow;
@@ -26,13 +29,14 @@ pub(super) enum StepResult {
 pub(super) async fn run(
     state: &AppState,
     scanners: &Scanners,
+    decodes: &Arc<Semaphore>,
     step: JobStep,
     asset: &AssetRow,
     profile: &Profile,
 ) -> StepResult {
     match step {
         JobStep::Scan => scan(state, scanners, asset, profile).await,
-        JobStep::Variants => variants(state, asset, profile).await,
+        JobStep::Variants => variants(state, decodes, asset, profile).await,
     }
 }
 
@@ -65,7 +69,7 @@ async fn scan(state: &AppState, scanners: &Scanners, asset: &AssetRow, profile: 
 /// The profile's variants of an image asset, written next to the original. An asset that
 /// is not an image this worker decodes, or larger than `BROKER_VARIANT_MAX_BYTES`, passes
 /// without variants.
-async fn variants(state: &AppState, asset: &AssetRow, profile: &Profile) -> StepResult {
+async fn variants(state: &AppState, decodes: &Arc<Semaphore>, asset: &AssetRow, profile: &Profile) -> StepResult {
     let config = &state.config.processing;
     let essence = ContentType::parse(&asset.content_type).map(|c| c.essence().to_owned()).unwrap_or_default();
     if profile.processing.variants.is_empty() || !crate::variants::supports(&essence) {
@@ -91,8 +95,16 @@ async fn variants(state: &AppState, asset: &AssetRow, profile: &Profile) -> Step
     let specs = profile.processing.variants.clone();
     let format = profile.processing.variant_format;
     let limits = crate::variants::Limits { max_pixels: config.variant_max_pixels, ..Default::default() };
-    // CPU-bound: on a blocking thread, so the runtime (and the API beside it) keeps going.
-    let work = tokio::task::spawn_blocking(move || crate::variants::render(&bytes, &specs, format, &limits));
+    // CPU-bound: on a blocking thread, so the runtime (and the API beside it) keeps going;
+    // the permit goes with it (see `Worker::decodes`). Waiting for one is within the bound.
+    let work = async {
+        let permit = decodes.clone().acquire_owned().await.expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            crate::variants::render(&bytes, &specs, format, &limits)
+        })
+        .await
+    };
     let rendered = match tokio::time::timeout(config.variant_timeout, work).await {
         Ok(Ok(Ok(rendered))) => rendered,
         Ok(Ok(Err(crate::variants::VariantError::Unsupported(why)))) => {
