@@ -126,3 +126,35 @@ async fn a_scanner_that_is_down_leaves_the_asset_processing_and_retries_later() 
     assert_eq!(app.count("select count(*) from asset_jobs").await, 0);
     assert_eq!(app.usage_row("eve").await, (0, 0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_moderation_service_behind_the_http_validator_decides_ready_or_quarantined() {
+    use crate::support::validator::{Rule, Validator};
+    // Arrange: a validator that refuses (422) anything, then one that passes
+    let validator = Validator::start(Rule::Answer { status: 422, body: r#"{"reason": "nudity"}"#.into() }).await;
+    let url = validator.url.clone();
+    let app = TestApp::spawn_with(TestOptions {
+        profiles: Some("[profiles.moderated]\nallowed_content_types = [\"text/plain\"]\nscan = [\"http\"]\n".into()),
+        tweak: Some(Box::new(move |s| s.scan_url = Some(url))),
+        ..Default::default()
+    })
+    .await;
+    let (_, refused) = upload_and_complete(&app, "mo", "moderated", "a.txt", "text/plain", b"first").await;
+
+    // Act
+    let first = run_jobs(&app).await;
+    validator.set(Rule::Pass);
+    let (_, passed) = upload_and_complete(&app, "mo", "moderated", "b.txt", "text/plain", b"second").await;
+    let second = run_jobs(&app).await;
+
+    // Assert: the validator fetched each object through the presigned URL it was given, and
+    // its answer decided the state
+    assert_eq!((first.quarantined, second.ready), (1, 1), "{first:?} {second:?}");
+    let (state, reason, _) = state_of(&app, refused.body["id"].as_str().unwrap()).await;
+    assert_eq!((state.as_str(), reason.as_deref()), ("quarantined", Some("http: nudity")));
+    assert_eq!(state_of(&app, passed.body["id"].as_str().unwrap()).await.0, "ready");
+    let seen = validator.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].fetched.as_ref().map(|(s, b)| (*s, b.as_slice())), Some((200, &b"first"[..])));
+    assert_eq!(seen[1].body["asset"]["id"], passed.body["id"]);
+}
