@@ -52,6 +52,7 @@ async fn scan(state: &AppState, scanners: &Scanners, asset: &AssetRow, profile: 
         let target = ScanTarget {
             url: &url,
             size: asset.size as u64,
+            etag: asset.etag.as_deref(),
             content_type: &asset.content_type,
             owner: asset.owner.as_str(),
             asset_id: asset.id,

@@ -59,8 +59,16 @@ impl Clamd {
 
     async fn try_scan(&self, http: &reqwest::Client, target: &ScanTarget<'_>) -> Result<Verdict, String> {
         // The GET first: a store that refuses it holds none of clamd's few connections.
-        let object = http.get(target.url).send().await.map_err(|e| format!("GET of the object: {}", describe(&e)))?;
+        let mut get = http.get(target.url);
+        if let Some(etag) = target.etag {
+            get = get.header("if-match", etag);
+        }
+        let object = get.send().await.map_err(|e| format!("GET of the object: {}", describe(&e)))?;
         let status = object.status();
+        if status.as_u16() == 412 {
+            // Replaced since `complete` verified it: whatever is there now was never checked.
+            return Ok(Verdict::Flagged("the object changed after it was verified".into()));
+        }
         if !status.is_success() {
             return Err(format!("GET of the object answered HTTP {}", status.as_u16()));
         }

@@ -42,6 +42,9 @@ pub struct ScanTarget<'a> {
     /// A presigned GET URL of the object, valid at least as long as the scan timeout.
     pub url: &'a str,
     pub size: u64,
+    /// The ETag `complete` verified: clamd's GET asks for that version only (`If-Match`), so
+    /// a verdict is about the bytes that were verified.
+    pub etag: Option<&'a str>,
     pub content_type: &'a str,
     pub owner: &'a str,
     pub asset_id: uuid::Uuid,
@@ -152,6 +155,7 @@ mod tests {
         let target = ScanTarget {
             url: "http://127.0.0.1:9/x",
             size: 1,
+            etag: None,
             content_type: "text/plain",
             owner: "o",
             asset_id: uuid::Uuid::nil(),

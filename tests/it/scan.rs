@@ -43,6 +43,7 @@ fn target(url: &str, size: u64) -> ScanTarget<'_> {
     ScanTarget {
         url,
         size,
+        etag: None,
         content_type: "application/octet-stream",
         owner: "alice",
         asset_id: uuid::Uuid::now_v7(),

@@ -158,3 +158,34 @@ async fn a_moderation_service_behind_the_http_validator_decides_ready_or_quarant
     assert_eq!(seen[0].fetched.as_ref().map(|(s, b)| (*s, b.as_slice())), Some((200, &b"first"[..])));
     assert_eq!(seen[1].body["asset"]["id"], passed.body["id"]);
 }
+
+#[tokio::test]
+async fn an_object_replaced_after_complete_is_quarantined_not_scanned_as_verified() {
+    // Arrange: verified at complete, then overwritten in the store (as a POST policy still
+    // valid on S3 could) with other bytes of the same size
+    let Some(clamd) = clamd::start().await else { return };
+    let app = app_with(&clamd.addr).await;
+    let (intent, done) = upload_and_complete(&app, "eve", "docs", "a.txt", "text/plain", b"checked!").await;
+    assert_eq!(done.status, 201, "{:#}", done.body);
+    let key = intent["key"].as_str().unwrap();
+    app.s3
+        .put_object()
+        .bucket(&app.bucket)
+        .key(key)
+        .content_type("text/plain")
+        .body(b"swapped!".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    // Act
+    let report = run_jobs(&app).await;
+
+    // Assert: what is there now was never verified, so it is not scanned as if it were
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    let (state, reason, _) = state_of(&app, done.body["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (state.as_str(), reason.as_deref()),
+        ("quarantined", Some("clamd: the object changed after it was verified"))
+    );
+}

@@ -213,3 +213,24 @@ async fn a_heic_photo_is_ready_without_variants() {
     assert_eq!((asset["state"].clone(), asset["variants"].clone()), (json!("ready"), json!([])));
     assert_eq!(app.keys().await.len(), 1, "the original only");
 }
+
+#[tokio::test]
+async fn variants_are_made_only_of_the_verified_bytes() {
+    // Verified at complete, then overwritten in the store with another image.
+    let receiver = Receiver::start().await;
+    let app = app(&receiver).await;
+    let (intent, done) = upload_and_complete(&app, "pia", "photos", "a.png", "image/png", &png_640x480()).await;
+    let key = intent["key"].as_str().unwrap();
+    let other = zeros_png(64, 64);
+    app.s3.put_object().bucket(&app.bucket).key(key).content_type("image/png").body(other.into()).send().await.unwrap();
+
+    let report = run_jobs(&app).await;
+
+    assert_eq!(report.rejected, 1, "{report:?}");
+    let (state, reason, _) = state_of(&app, done.body["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (state.as_str(), reason.as_deref()),
+        ("rejected", Some("the object is no longer in the store as it was verified"))
+    );
+    assert!(app.keys().await.is_empty(), "no variant of the other image: {:?}", app.keys().await);
+}

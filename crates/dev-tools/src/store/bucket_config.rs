@@ -76,7 +76,6 @@ dev_s3! {
     delete_object: DeleteObjectInput => DeleteObjectOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
-    get_object: GetObjectInput => GetObjectOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
@@ -86,6 +85,19 @@ dev_s3! {
     put_object: PutObjectInput => PutObjectOutput,
     upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
+
+    /// s3s-fs honours `If-Match` on PUT only; R2 and S3 also on GET (the broker pins the
+    /// reads of a verified object to its ETag with it), so the dev store does too.
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let condition = req.input.if_match.clone();
+        let out = self.fs.get_object(req).await?;
+        if let Some(s3s::dto::ETagCondition::ETag(expected)) = &condition
+            && !out.output.e_tag.as_ref().is_some_and(|e| e.strong_cmp(expected))
+        {
+            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        }
+        Ok(out)
+    }
 
     async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
         let rules = self.with_config(&req.input.bucket, |c| c.cors.clone())?;
