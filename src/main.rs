@@ -28,7 +28,7 @@ enum Command {
     /// Run one confirmer pass (uploads whose object appeared) and one reaper pass (expire
     /// intents, clean the store, forget old idempotency keys), then exit
     Reap,
-    /// Check this deployment (database, bucket, CORS, lifecycle, clock) and say what to fix
+    /// Check this deployment (database, bucket, CORS, lifecycle, clock, scanners) and say what to fix
     ///
     /// With the same settings as `serve`: PostgreSQL (reachable, TLS in use, migrations), the
     /// bucket with these credentials, a presigned PUT/HEAD/GET/DELETE round trip of a probe

@@ -10,6 +10,7 @@ mod cors;
 mod database;
 mod lifecycle;
 mod round_trip;
+mod scanners;
 
 use std::fmt::Write as _;
 
@@ -76,8 +77,9 @@ pub async fn run(config: &Config) -> Vec<Finding> {
             Err(e) => vec![Finding::failed("store", format!("cannot set up the store client: {e:#}"), "check S3_*")],
         }
     };
-    let (mut findings, store) = tokio::join!(database, store);
+    let (mut findings, store, scanners) = tokio::join!(database, store, scanners::check(config));
     findings.extend(store);
+    findings.extend(scanners);
     findings
 }
 

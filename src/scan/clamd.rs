@@ -45,6 +45,25 @@ impl Clamd {
         Self { address }
     }
 
+    /// `zVERSION`: clamd's version and signature database date (for `r2-broker doctor`).
+    pub(super) async fn version(&self) -> Result<String, String> {
+        let cannot = |e: std::io::Error| format!("{}: cannot connect: {e}", self.shown());
+        let reply = match &self.address {
+            ClamdAddress::Tcp(hostport) => {
+                let conn = tokio::net::TcpStream::connect(hostport.as_str()).await.map_err(cannot)?;
+                ask(conn, b"zVERSION\0").await
+            }
+            #[cfg(unix)]
+            ClamdAddress::Unix(path) => {
+                let conn = tokio::net::UnixStream::connect(path).await.map_err(cannot)?;
+                ask(conn, b"zVERSION\0").await
+            }
+            #[cfg(not(unix))]
+            ClamdAddress::Unix(_) => return Err("unix sockets need a unix system".into()),
+        };
+        reply.map_err(|e| format!("{}: {e}", self.shown()))
+    }
+
     pub(super) async fn scan(&self, http: &reqwest::Client, target: &ScanTarget<'_>) -> Result<Verdict, ScanError> {
         self.try_scan(http, target).await.map_err(|why| ScanError(format!("{}: {why}", self.shown())))
     }
@@ -92,6 +111,12 @@ impl Clamd {
             ClamdAddress::Unix(_) => Err("unix sockets need a unix system".into()),
         }
     }
+}
+
+/// One command, one reply.
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(mut conn: S, command: &[u8]) -> Result<String, String> {
+    conn.write_all(command).await.map_err(|e| format!("sending {:?}: {e}", String::from_utf8_lossy(command)))?;
+    read_reply(&mut conn).await.map_err(|e| format!("reading the reply: {e}"))
 }
 
 async fn instream<S: AsyncRead + AsyncWrite + Unpin>(

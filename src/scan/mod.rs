@@ -84,6 +84,16 @@ impl Scanners {
         })
     }
 
+    /// clamd's `VERSION` reply (version, signature database and its date), within `limit`;
+    /// `None` when no clamd is configured. For `r2-broker doctor`.
+    pub async fn clamd_version(&self, limit: Duration) -> Option<Result<String, String>> {
+        let clamd = self.inner.clamd.as_ref()?;
+        Some(match tokio::time::timeout(limit, clamd.version()).await {
+            Ok(reply) => reply,
+            Err(_) => Err(format!("{}: no answer within {limit:?}", clamd.shown())),
+        })
+    }
+
     /// Asks scanner `kind` about `target`, within `BROKER_SCAN_TIMEOUT`.
     pub async fn scan(&self, kind: ScannerKind, target: &ScanTarget<'_>) -> Result<Verdict, ScanError> {
         let inner = &*self.inner;

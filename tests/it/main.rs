@@ -15,6 +15,7 @@ mod db_tls;
 mod deadlines;
 mod dev_mode;
 mod doctor;
+mod doctor_scanners;
 mod downloads;
 mod errors;
 mod hostile_input;
