@@ -58,10 +58,11 @@ pub async fn count_due(db: &Db) -> Result<i64, DbError> {
     Ok(db.query_one(COUNT_DUE, &[]).await?.try_get(0)?)
 }
 
-/// The step after a finished one, its attempts counted afresh. `run_after` stays: the
-/// worker goes straight on with the next step under the claim's lease, and no other worker
-/// may take the job meanwhile (should this one die, the job comes due when the lease ends).
-pub const ADVANCE: &str = "update asset_jobs set step = $3, attempts = 0, last_error = null \
+/// The step after a finished one, its attempts counted afresh: this run is the next step's
+/// first. `run_after` stays: the worker goes straight on with the next step under the
+/// claim's lease, and no other worker may take the job meanwhile (should this one die, the
+/// job comes due when the lease ends).
+pub const ADVANCE: &str = "update asset_jobs set step = $3, attempts = 1, last_error = null \
      where owner = $1 and asset_id = $2";
 
 pub async fn advance(db: &Db, owner: &str, asset_id: Uuid, next: JobStep) -> Result<(), DbError> {
