@@ -13,7 +13,7 @@ use crate::support::{TestApp, store};
 const ORIGIN: &str = "http://localhost:5173";
 
 /// Runs `r2-broker doctor` with the test app's settings, `overrides` last; (exit code, stdout).
-async fn doctor(app: &TestApp, overrides: &[(&str, String)]) -> (i32, String) {
+pub(crate) async fn doctor(app: &TestApp, overrides: &[(&str, String)]) -> (i32, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_r2-broker"));
     cmd.arg("doctor")
         .env_clear()

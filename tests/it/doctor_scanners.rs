@@ -1,31 +1,19 @@
 //! `r2-broker doctor` and the scanners profiles name: clamd answering with its signature
 //! database, or down with the fix.
 
-use crate::support::{TestApp, clamd, store};
+use crate::support::{TestApp, clamd};
 
 const PROFILES: &str = "[profiles.docs]\nallowed_content_types = [\"text/plain\"]\nscan = [\"clamd\"]\n";
 
+/// `r2-broker doctor` (doctor.rs's runner) with a profile that scans with the clamd at `clamd_addr`.
 async fn doctor(app: &TestApp, clamd_addr: &str) -> (i32, String) {
     let profiles = std::env::temp_dir().join(format!("r2b-doctor-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&profiles, PROFILES).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_r2-broker"));
-    cmd.arg("doctor")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .env("S3_ENDPOINT", &store().endpoint)
-        .env("S3_ACCESS_KEY_ID", &store().access_key)
-        .env("S3_SECRET_ACCESS_KEY", &store().secret_key)
-        .env("S3_BUCKET", &app.bucket)
-        .env("S3_PROVIDER", "s3")
-        .env("JWT_SECRET", crate::support::app::JWT_SECRET)
-        .env("BROKER_PROFILES", &profiles)
-        .env("BROKER_CLAMD", format!("tcp://{clamd_addr}"));
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run r2-broker doctor")).await.unwrap();
+    let overrides =
+        [("BROKER_PROFILES", profiles.display().to_string()), ("BROKER_CLAMD", format!("tcp://{clamd_addr}"))];
+    let out = crate::doctor::doctor(app, &overrides).await;
     let _ = std::fs::remove_file(&profiles);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    (out.status.code().expect("an exit code"), stdout)
+    out
 }
 
 fn scanners_line(report: &str) -> &str {
